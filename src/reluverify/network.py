@@ -1,0 +1,277 @@
+"""The framework-neutral network representation.
+
+A :class:`Network` is an ordered list of :class:`Layer` objects. Each layer is an affine map
+``z = W @ x + b`` (``W`` has shape ``(n_out, n_in)``, float64) followed by an activation,
+``"relu"`` or ``"linear"``. Importers (:mod:`reluverify.io`) produce it, bound strategies
+(:mod:`reluverify.bounds`) and the MILP formulation (:mod:`reluverify.formulation`) consume it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError, ModelFileError, NetworkError
+
+ACTIVATIONS = ("relu", "linear")
+_FILE_FORMAT = "reluverify-network"
+_FILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One affine map followed by an activation (``"relu"`` or ``"linear"``)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        w = np.array(self.weight, dtype=np.float64, copy=True)
+        if w.ndim != 2:
+            raise NetworkError(
+                f"a layer's weight must be a 2-D matrix of shape (n_out, n_in), got shape {w.shape}"
+            )
+        b = np.zeros(w.shape[0]) if self.bias is None else np.array(self.bias, dtype=np.float64, copy=True)
+        if b.shape != (w.shape[0],):
+            raise NetworkError(
+                f"a layer's bias must have shape ({w.shape[0]},) to match its weight of shape "
+                f"{w.shape}, got {b.shape}"
+            )
+        if w.size == 0:
+            raise NetworkError(f"a layer has an empty weight matrix of shape {w.shape}; every layer needs "
+                               "at least one input and one output")
+        if not np.all(np.isfinite(w)) or not np.all(np.isfinite(b)):
+            bad = "weight" if not np.all(np.isfinite(w)) else "bias"
+            raise NetworkError(
+                f"a layer's {bad} contains NaN or infinite values; retrain or clean the model "
+                "before verifying it"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise NetworkError(
+                f"unknown activation {self.activation!r}; supported activations are {ACTIVATIONS}"
+            )
+        w.setflags(write=False)
+        b.setflags(write=False)
+        object.__setattr__(self, "weight", w)
+        object.__setattr__(self, "bias", b)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass(frozen=True)
+class Network:
+    """A feed-forward network of affine layers with ReLU or identity activations.
+
+    ``input_shape`` is the shape a single input has in its source framework (e.g. ``(28, 28)``);
+    inputs are always handled flattened (row-major), of length ``n_inputs``.
+    ``notes`` records what an importer changed (a dropped softmax, folded normalisation, ...).
+    """
+
+    layers: tuple
+    input_shape: tuple = None
+    name: str = "network"
+    notes: tuple = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers)
+        if not layers:
+            raise NetworkError("a network needs at least one layer; got an empty list of layers")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise NetworkError(f"layer {i} is a {type(layer).__name__}, expected reluverify.Layer")
+        for i in range(1, len(layers)):
+            if layers[i].n_in != layers[i - 1].n_out:
+                raise NetworkError(
+                    f"layer {i} expects {layers[i].n_in} inputs but layer {i - 1} produces "
+                    f"{layers[i - 1].n_out} outputs; check the weight shapes (n_out, n_in)"
+                )
+        shape = (layers[0].n_in,) if self.input_shape is None else tuple(int(s) for s in self.input_shape)
+        if int(np.prod(shape)) != layers[0].n_in:
+            raise NetworkError(
+                f"input_shape {shape} has {int(np.prod(shape))} entries but the first layer takes "
+                f"{layers[0].n_in} inputs"
+            )
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(
+        cls,
+        weights: Sequence[np.ndarray],
+        biases: Sequence[np.ndarray] | None = None,
+        activations: Sequence[str] | None = None,
+        *,
+        weight_layout: str = "out_in",
+        **kwargs,
+    ) -> "Network":
+        """Build a network from weight matrices.
+
+        ``weight_layout="out_in"`` (default) means ``W`` has shape ``(n_out, n_in)``;
+        ``"in_out"`` is the Keras convention ``(n_in, n_out)``. By default every layer but the
+        last is ReLU and the last is linear.
+        """
+        if weight_layout not in ("out_in", "in_out"):
+            raise NetworkError(f"weight_layout must be 'out_in' or 'in_out', got {weight_layout!r}")
+        weights = list(weights)
+        if not weights:
+            raise NetworkError("a network needs at least one layer; got no weight matrices")
+        if biases is None:
+            biases = [None] * len(weights)
+        if activations is None:
+            activations = ["relu"] * (len(weights) - 1) + ["linear"]
+        if not (len(weights) == len(biases) == len(activations)):
+            raise NetworkError(
+                f"got {len(weights)} weight matrices, {len(biases)} biases and {len(activations)} "
+                "activations; they must be the same number"
+            )
+        layers = []
+        for w, b, a in zip(weights, biases, activations):
+            w = np.asarray(w, dtype=np.float64)
+            if weight_layout == "in_out" and w.ndim == 2:
+                w = w.T
+            layers.append(Layer(w, b, a))
+        return cls(tuple(layers), **kwargs)
+
+    @classmethod
+    def random(
+        cls, sizes: Sequence[int], seed: int = 0, scale: float = 1.0, bias_scale: float = 0.1, **kwargs
+    ) -> "Network":
+        """A random ReLU network with layer sizes ``sizes = [n_in, h1, ..., n_out]`` (for tests/benchmarks)."""
+        rng = np.random.default_rng(seed)
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise NetworkError("sizes must list at least the input and the output size")
+        weights = [rng.normal(0, scale / np.sqrt(a), size=(b, a)) for a, b in zip(sizes[:-1], sizes[1:])]
+        biases = [rng.normal(0, bias_scale, size=b) for b in sizes[1:]]
+        kwargs.setdefault("name", "random-" + "-".join(map(str, sizes)))
+        return cls.from_arrays(weights, biases, **kwargs)
+
+    # ----------------------------------------------------------------- shape
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def sizes(self) -> tuple:
+        """``(n_in, n_1, ..., n_out)``."""
+        return (self.n_inputs,) + tuple(layer.n_out for layer in self.layers)
+
+    @property
+    def n_relu(self) -> int:
+        return sum(layer.n_out for layer in self.layers if layer.activation == "relu")
+
+    def __repr__(self) -> str:
+        acts = ",".join(layer.activation for layer in self.layers)
+        return f"Network(name={self.name!r}, sizes={'-'.join(map(str, self.sizes))}, activations=[{acts}])"
+
+    # ----------------------------------------------------------------- evaluation
+    def as_input(self, x) -> np.ndarray:
+        """Validate one input or a batch and return it flattened, float64, shape (n_inputs,) or (batch, n_inputs)."""
+        arr = np.asarray(x, dtype=np.float64)
+        n = self.n_inputs
+        if arr.shape == self.input_shape or arr.shape == (n,):
+            flat = arr.reshape(n)
+        elif arr.ndim >= 2 and (arr.shape[1:] == self.input_shape or arr.shape[1:] == (n,)):
+            flat = arr.reshape(arr.shape[0], n)
+        else:
+            raise InputError(
+                f"input of shape {arr.shape} does not fit network {self.name!r}, which takes "
+                f"{n} values (shape {self.input_shape}); pass one input of that shape or a batch "
+                f"of shape (batch, {n})"
+            )
+        if not np.all(np.isfinite(flat)):
+            raise InputError("the input contains NaN or infinite values; clean it before evaluating")
+        return flat
+
+    def forward(self, x, return_all: bool = False):
+        """Float64 forward pass of one input or a batch; returns the outputs (logits).
+
+        With ``return_all=True`` also returns the list of pre-activations of every layer.
+        """
+        h = self.as_input(x)
+        pre = []
+        for layer in self.layers:
+            z = h @ layer.weight.T + layer.bias
+            pre.append(z)
+            h = np.maximum(z, 0.0) if layer.activation == "relu" else z
+        return (h, pre) if return_all else h
+
+    __call__ = forward
+
+    def predict_class(self, x) -> np.ndarray | int:
+        out = self.forward(x)
+        return int(np.argmax(out)) if out.ndim == 1 else np.argmax(out, axis=1)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Save to a ``.npz`` file (weights as float64, exactly)."""
+        arrays = {
+            "format": np.array(_FILE_FORMAT),
+            "version": np.array(_FILE_VERSION),
+            "name": np.array(self.name),
+            "input_shape": np.array(self.input_shape, dtype=np.int64),
+            "activations": np.array([layer.activation for layer in self.layers]),
+            "notes": np.array(list(self.notes), dtype=str),
+        }
+        for i, layer in enumerate(self.layers):
+            arrays[f"W{i}"] = layer.weight
+            arrays[f"b{i}"] = layer.bias
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Network":
+        """Load a network saved by :meth:`save`; malformed files raise :class:`ModelFileError`."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ModelFileError(f"network file {path!r} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                files = set(data.files)
+                if "format" not in files or str(data["format"]) != _FILE_FORMAT:
+                    raise ModelFileError(
+                        f"{path!r} is not a reluverify network file (no 'format' entry); save networks "
+                        "with Network.save or import them with reluverify.io"
+                    )
+                version = int(data["version"])
+                if version > _FILE_VERSION:
+                    raise ModelFileError(
+                        f"{path!r} was written by a newer reluverify (file version {version}); upgrade"
+                    )
+                acts = [str(a) for a in data["activations"]]
+                layers = []
+                for i, act in enumerate(acts):
+                    if f"W{i}" not in files or f"b{i}" not in files:
+                        raise ModelFileError(f"{path!r} lacks the weights of layer {i} (W{i}/b{i})")
+                    layers.append(Layer(data[f"W{i}"], data[f"b{i}"], act))
+                return cls(
+                    tuple(layers),
+                    input_shape=tuple(int(s) for s in data["input_shape"]),
+                    name=str(data["name"]),
+                    notes=tuple(str(n) for n in data["notes"]) if "notes" in files else (),
+                )
+        except ModelFileError:
+            raise
+        except NetworkError as exc:
+            raise ModelFileError(f"{path!r} holds an invalid network: {exc}") from exc
+        except Exception as exc:  # zip errors, bad pickles, truncated files ...
+            raise ModelFileError(
+                f"could not read network file {path!r} ({type(exc).__name__}: {exc}); is it a .npz "
+                "written by Network.save?"
+            ) from exc
+

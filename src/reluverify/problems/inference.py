@@ -1,0 +1,75 @@
+"""Inference as an MILP: fix the input, solve, read the outputs, compare with the forward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+
+from ..bounds import compute_bounds
+from ..check import compare_outputs
+from ..domain import Box
+from ..formulation import NetworkBlock, add_network
+from ..network import Network
+from ..results import InferenceResult, Status
+from ..solve import solve
+
+
+def build_inference_model(network: Network, x, domain: Box | None = None, bound_method="interval"):
+    """A Pyomo model whose network block has its inputs fixed to ``x``.
+
+    ``domain`` is the input set the bounds (and so the big-M constants) are computed over. By default
+    it is the point ``x`` itself, so every neuron is stable and the model is an LP; pass a wider box
+    (e.g. ``Box.uniform(784)``) to exercise the full MILP with its binaries.
+    """
+    x = network.as_input(x)
+    if x.ndim != 1:
+        raise ValueError("build_inference_model takes one input, not a batch")
+    if domain is None:
+        domain = Box.point(x)
+    domain.check_size(network.n_inputs)
+    from ..errors import InputError
+
+    if not domain.contains(x):
+        raise InputError("the input lies outside the domain given for the bounds; widen the domain")
+    bounds = compute_bounds(network, domain, bound_method)
+    model = pyo.ConcreteModel(name=f"inference-{network.name}")
+    net = add_network(model, network, bounds)
+    for v, val in zip(net.inputs, x):
+        v.fix(float(val))
+    model.objective = pyo.Objective(expr=0.0)
+    return model, net
+
+
+def infer(
+    network: Network,
+    x,
+    solver: str = "highs",
+    *,
+    domain: Box | None = None,
+    bound_method="interval",
+    time_limit: float | None = 60.0,
+    threads: int | None = None,
+    **solve_options,
+) -> InferenceResult:
+    """Evaluate ``network`` at ``x`` by solving its MILP with ``solver``.
+
+    The outputs are read from the solver's solution and compared with the float64 forward pass;
+    ``matches`` says whether they agree within :data:`reluverify.tolerances.INFERENCE_TOLERANCE`.
+    """
+    x = network.as_input(x)
+    model, net = build_inference_model(network, x, domain, bound_method)
+    sres = solve(model, solver, time_limit=time_limit, threads=threads, **solve_options)
+    outputs = net.output_values() if sres.has_solution else None
+    reference, err, ok = compare_outputs(network, x, outputs)
+    ok = ok and sres.status == Status.OPTIMAL
+    return InferenceResult(
+        status=sres.status,
+        outputs=outputs,
+        reference=reference,
+        max_abs_error=err,
+        matches=ok,
+        predicted_class=int(np.argmax(outputs)) if outputs is not None else None,
+        solve=sres,
+        n_binaries=net.n_binaries,
+        bounds_summary=net.bounds.summary(),
+    )

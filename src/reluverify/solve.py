@@ -1,0 +1,255 @@
+"""Solve a Pyomo model with a solver chosen by name; every solver quirk lives here.
+
+``solve(model, "highs" | "cbc" | "gurobi", time_limit=..., threads=..., mip_gap=...)`` returns a
+:class:`~reluverify.results.SolveResult` with a status from a small fixed set. A solution (if any)
+is loaded into the model's variables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import pyomo.environ as pyo
+
+from .errors import LicenseLimitError, SolveError, SolverNotAvailableError, UnknownSolverError
+from .results import SolveResult, Status
+from .tolerances import MIP_INTEGRALITY_TOLERANCE, PRIMAL_FEASIBILITY_TOLERANCE
+
+SOLVERS = ("highs", "cbc", "gurobi")
+DEFAULT_SOLVER = "highs"
+
+INSTALL_HINTS = {
+    "highs": "pip install highspy  (HiGHS is reluverify's default solver and a core dependency)",
+    "cbc": "pip install 'reluverify[cbc]'  (installs cbcbox, which puts a `cbc` binary beside Python)",
+    "gurobi": "pip install 'reluverify[gurobi]'  (gurobipy; its pip licence is size-limited)",
+}
+
+# Gurobi's pip package comes with a restricted licence for models up to this size.
+GUROBI_LIMITED_MAX_VARIABLES = 2000
+GUROBI_LIMITED_MAX_CONSTRAINTS = 2000
+
+
+def _check_name(solver: str) -> str:
+    if not isinstance(solver, str) or solver.lower() not in SOLVERS:
+        raise UnknownSolverError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    return solver.lower()
+
+
+def cbc_executable() -> str | None:
+    """The CBC binary: on PATH, or installed by cbcbox beside this Python interpreter."""
+    found = shutil.which("cbc")
+    if found:
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), "cbc")
+    return beside if os.path.exists(beside) else None
+
+
+def _contrib(name: str):
+    from pyomo.contrib.solver.common.factory import SolverFactory
+
+    return SolverFactory._cls[name]()
+
+
+def _availability(solver: str):
+    """``(available, licence_limited)`` for a solver name."""
+    if solver == "highs":
+        try:
+            return bool(_contrib("highs").available()), False
+        except Exception:
+            return False, False
+    if solver == "gurobi":
+        try:
+            avail = _contrib("gurobi_direct").available()
+        except Exception:
+            return False, False
+        return bool(avail), "Limited" in str(avail)
+    return cbc_executable() is not None, False
+
+
+def available_solvers() -> dict:
+    """``{name: bool}`` for every known solver."""
+    return {name: _availability(name)[0] for name in SOLVERS}
+
+
+def require_solver(solver: str) -> str:
+    """Normalise and check a solver name; raise a typed error if it cannot be used."""
+    solver = _check_name(solver)
+    if not _availability(solver)[0]:
+        raise SolverNotAvailableError(f"solver {solver!r} is not installed or not usable here; {INSTALL_HINTS[solver]}")
+    return solver
+
+
+def model_size(model) -> dict:
+    """Free (unfixed) variables, binaries and active constraints of a Pyomo model."""
+    n_vars = n_bin = 0
+    for v in model.component_data_objects(pyo.Var, descend_into=True):
+        if not v.fixed:
+            n_vars += 1
+            n_bin += v.is_binary()
+    n_cons = sum(1 for _ in model.component_data_objects(pyo.Constraint, active=True, descend_into=True))
+    return {"variables": n_vars, "binaries": n_bin, "constraints": n_cons}
+
+
+def _licence_error(size: dict) -> LicenseLimitError:
+    return LicenseLimitError(
+        f"this model has {size['variables']} variables and {size['constraints']} constraints, more than "
+        f"Gurobi's size-limited pip licence allows ({GUROBI_LIMITED_MAX_VARIABLES} variables, "
+        f"{GUROBI_LIMITED_MAX_CONSTRAINTS} constraints); use solver='highs' (or 'cbc'), or install a full "
+        "Gurobi licence"
+    )
+
+
+def _map_contrib_status(tc, has_solution: bool) -> Status:
+    from pyomo.contrib.solver.common.results import TerminationCondition as TC
+
+    if tc == TC.convergenceCriteriaSatisfied:
+        return Status.OPTIMAL
+    if tc in (TC.provenInfeasible, TC.locallyInfeasible):
+        return Status.INFEASIBLE
+    if tc == TC.unbounded:
+        return Status.UNBOUNDED
+    if tc == TC.infeasibleOrUnbounded:
+        return Status.INFEASIBLE_OR_UNBOUNDED
+    if tc in (TC.maxTimeLimit, TC.iterationLimit, TC.interrupted, TC.objectiveLimit, TC.minStepLength):
+        return Status.TIME_LIMIT
+    if tc == TC.emptyModel:
+        return Status.OPTIMAL
+    return Status.ERROR
+
+
+def _solve_contrib(model, name, time_limit, threads, mip_gap, tee, options):
+    from pyomo.contrib.solver.common.results import SolutionStatus
+
+    opt = _contrib(name)
+    solver_options = dict(options or {})
+    if name == "highs":
+        solver_options.setdefault("mip_feasibility_tolerance", MIP_INTEGRALITY_TOLERANCE)
+        solver_options.setdefault("primal_feasibility_tolerance", PRIMAL_FEASIBILITY_TOLERANCE)
+    else:
+        solver_options.setdefault("IntFeasTol", MIP_INTEGRALITY_TOLERANCE)
+        solver_options.setdefault("FeasibilityTol", PRIMAL_FEASIBILITY_TOLERANCE)
+    config = dict(
+        tee=tee,
+        load_solutions=False,
+        raise_exception_on_nonoptimal_result=False,
+        solver_options=solver_options,
+    )
+    if time_limit is not None:
+        config["time_limit"] = float(time_limit)
+    if threads is not None:
+        config["threads"] = int(threads)
+    if mip_gap is not None:
+        config["rel_gap"] = float(mip_gap)
+    res = opt.solve(model, **config)
+    has_solution = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
+    if has_solution:
+        res.solution_loader.load_vars()
+    status = _map_contrib_status(res.termination_condition, has_solution)
+    if status == Status.OPTIMAL and not has_solution and model_size(model)["variables"] > 0:
+        status = Status.ERROR
+    return status, has_solution, res.incumbent_objective, res.objective_bound, str(res.termination_condition)
+
+
+def _solve_cbc(model, time_limit, threads, mip_gap, tee, options):
+    from pyomo.opt import SolverStatus, TerminationCondition as TC
+
+    exe = cbc_executable()
+    opt = pyo.SolverFactory("cbc", executable=exe)
+    opt.options["integerTolerance"] = MIP_INTEGRALITY_TOLERANCE
+    opt.options["primalTolerance"] = PRIMAL_FEASIBILITY_TOLERANCE
+    if time_limit is not None:
+        opt.options["sec"] = float(time_limit)
+    if threads is not None:
+        opt.options["threads"] = int(threads)
+    if mip_gap is not None:
+        opt.options["ratioGap"] = float(mip_gap)
+    for key, val in (options or {}).items():
+        opt.options[key] = val
+    res = opt.solve(model, load_solutions=False, tee=tee)
+    tc = res.solver.termination_condition
+    n_solutions = len(res.solution) if hasattr(res, "solution") else 0
+    has_solution = n_solutions > 0 and tc not in (TC.infeasible, TC.unbounded, TC.infeasibleOrUnbounded)
+    if has_solution:
+        model.solutions.load_from(res)
+    if tc == TC.optimal:
+        status = Status.OPTIMAL
+    elif tc == TC.infeasible:
+        status = Status.INFEASIBLE
+    elif tc == TC.unbounded:
+        status = Status.UNBOUNDED
+    elif tc == TC.infeasibleOrUnbounded:
+        status = Status.INFEASIBLE_OR_UNBOUNDED
+    elif tc in (TC.maxTimeLimit, TC.maxIterations, TC.maxEvaluations, TC.intermediateNonInteger) or (
+        res.solver.status == SolverStatus.aborted
+    ):
+        status = Status.TIME_LIMIT
+    else:
+        status = Status.ERROR
+    objective = bound = None
+    objs = list(model.component_data_objects(pyo.Objective, active=True))
+    if objs:
+        minimize = objs[0].sense == pyo.minimize
+        lb, ub = res.problem.lower_bound, res.problem.upper_bound
+        objective, bound = (ub, lb) if minimize else (lb, ub)
+        objective = _finite_or_none(objective) if has_solution else None
+        bound = _finite_or_none(bound)
+    return status, has_solution, objective, bound, f"{res.solver.status}/{tc}"
+
+
+def _finite_or_none(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if abs(v) < float("inf") else None
+
+
+def solve(
+    model,
+    solver: str = DEFAULT_SOLVER,
+    *,
+    time_limit: float | None = None,
+    threads: int | None = None,
+    mip_gap: float | None = None,
+    tee: bool = False,
+    options: dict | None = None,
+) -> SolveResult:
+    """Solve ``model`` (a Pyomo model with one active objective) with ``solver``.
+
+    Statuses: ``optimal`` and ``infeasible`` are proofs (up to the solver's tolerances, which we
+    set tight, see :mod:`reluverify.tolerances`); ``time_limit`` may carry an incumbent;
+    ``error`` means the run gave nothing usable. Raises :class:`UnknownSolverError`,
+    :class:`SolverNotAvailableError` or :class:`LicenseLimitError` before solving.
+    """
+    solver = _check_name(solver)
+    if time_limit is not None and not (float(time_limit) > 0):
+        raise SolveError(f"time_limit must be positive (seconds), got {time_limit}")
+    available, limited = _availability(solver)
+    if not available:
+        raise SolverNotAvailableError(f"solver {solver!r} is not installed or not usable here; {INSTALL_HINTS[solver]}")
+    size = model_size(model)
+    if solver == "gurobi" and limited and (
+        size["variables"] > GUROBI_LIMITED_MAX_VARIABLES or size["constraints"] > GUROBI_LIMITED_MAX_CONSTRAINTS
+    ):
+        raise _licence_error(size)
+    if not list(model.component_data_objects(pyo.Objective, active=True)):
+        model.add_component("_reluverify_feasibility_objective", pyo.Objective(expr=0.0))
+    t0 = time.perf_counter()
+    try:
+        if solver == "cbc":
+            status, has_sol, obj, bound, msg = _solve_cbc(model, time_limit, threads, mip_gap, tee, options)
+        else:
+            name = "highs" if solver == "highs" else "gurobi_direct"
+            status, has_sol, obj, bound, msg = _solve_contrib(model, name, time_limit, threads, mip_gap, tee, options)
+    except (KeyboardInterrupt, LicenseLimitError):
+        raise
+    except Exception as exc:  # a crashed or killed solver is an honest "error", never a verdict
+        text = f"{type(exc).__name__}: {exc}"
+        if solver == "gurobi" and ("size-limited" in text or "10010" in text):
+            raise _licence_error(size) from exc
+        return SolveResult(Status.ERROR, solver, time.perf_counter() - t0, message=text, size=size)
+    wall = time.perf_counter() - t0
+    return SolveResult(status, solver, wall, has_sol, _finite_or_none(obj), _finite_or_none(bound), msg, size)

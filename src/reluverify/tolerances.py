@@ -1,0 +1,20 @@
+"""Numbers that decide soundness, in one place, each with the reason for its value.
+
+Change them only with a test that shows the new value is still sound.
+"""
+
+# Interval/symbolic bounds are computed in float64. A dot product of length n has a rounding error
+# below n * 2**-53 * sum(|w_i x_i|) (about 1e-13 relative for n = 784); we widen every bound by a
+# relative amount far above that, plus an absolute floor for values near zero. Widening can only
+# turn a stable neuron into an unstable one (more binaries), never make the model wrong.
+BOUND_REL_WIDENING = 1e-9
+BOUND_ABS_WIDENING = 1e-10
+
+# Solver tolerances we ask for. With big-M constants of magnitude M, an integrality violation of
+# eps lets a ReLU output drift by up to M * eps; 1e-9 keeps that far below the 1e-6 we promise for
+# inference on networks whose pre-activations stay below 1e3.
+MIP_INTEGRALITY_TOLERANCE = 1e-9
+PRIMAL_FEASIBILITY_TOLERANCE = 1e-9
+
+# An MILP inference result must reproduce the float64 forward pass this closely (absolute).
+INFERENCE_TOLERANCE = 1e-6

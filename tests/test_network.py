@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from reluverify import InputError, Layer, ModelFileError, Network, NetworkError
+
+
+def test_forward_matches_manual_computation():
+    rng = np.random.default_rng(0)
+    W1, b1 = rng.normal(size=(4, 3)), rng.normal(size=4)
+    W2, b2 = rng.normal(size=(2, 4)), rng.normal(size=2)
+    net = Network.from_arrays([W1, W2], [b1, b2])
+    x = rng.normal(size=3)
+    expected = W2 @ np.maximum(W1 @ x + b1, 0) + b2
+    np.testing.assert_allclose(net.forward(x), expected, rtol=0, atol=1e-14)
+    batch = rng.normal(size=(5, 3))
+    out = net.forward(batch)
+    assert out.shape == (5, 2)
+    np.testing.assert_allclose(out[3], net.forward(batch[3]))
+
+
+def test_in_out_layout_and_input_shape():
+    rng = np.random.default_rng(1)
+    Wk = rng.normal(size=(6, 4))  # Keras layout (n_in, n_out)
+    net = Network.from_arrays([Wk], [np.zeros(4)], ["relu"], weight_layout="in_out", input_shape=(2, 3))
+    assert net.sizes == (6, 4)
+    img = rng.normal(size=(2, 3))
+    np.testing.assert_allclose(net.forward(img), np.maximum(img.ravel() @ Wk, 0))
+    assert net.forward(rng.normal(size=(7, 2, 3))).shape == (7, 4)
+
+
+def test_save_load_roundtrip(tmp_path):
+    net = Network.random([5, 7, 3], seed=3, input_shape=(5,), name="rt", notes=("hello",))
+    path = tmp_path / "net.npz"
+    net.save(path)
+    back = Network.load(path)
+    assert back.name == "rt" and back.notes == ("hello",) and back.input_shape == (5,)
+    for a, b in zip(net.layers, back.layers):
+        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+        assert a.activation == b.activation
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_rejected(bad):
+    W = np.ones((2, 2))
+    W[0, 1] = bad
+    with pytest.raises(NetworkError, match="NaN or infinite"):
+        Layer(W, np.zeros(2))
+    with pytest.raises(NetworkError, match="bias"):
+        Layer(np.ones((2, 2)), np.array([0.0, bad]))
+
+
+def test_shape_errors():
+    with pytest.raises(NetworkError, match="expects 3 inputs but layer 0 produces 4"):
+        Network.from_arrays([np.ones((4, 2)), np.ones((1, 3))])
+    with pytest.raises(NetworkError, match="bias must have shape"):
+        Layer(np.ones((2, 3)), np.ones(3))
+    with pytest.raises(NetworkError, match="at least one layer"):
+        Network(())
+    with pytest.raises(NetworkError, match="unknown activation"):
+        Layer(np.ones((2, 2)), np.zeros(2), "sigmoid")
+    with pytest.raises(NetworkError, match="input_shape"):
+        Network.from_arrays([np.ones((2, 6))], input_shape=(2, 2))
+
+
+def test_bad_inputs():
+    net = Network.random([4, 3, 2])
+    with pytest.raises(InputError, match="takes 4 values"):
+        net.forward(np.ones(5))
+    with pytest.raises(InputError, match="NaN"):
+        net.forward(np.array([0, np.nan, 0, 0]))
+
+
+def test_malformed_files(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        Network.load(tmp_path / "nope.npz")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file at all")
+    with pytest.raises(ModelFileError, match="could not read"):
+        Network.load(garbage)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.ones(3))
+    with pytest.raises(ModelFileError, match="not a reluverify network"):
+        Network.load(other)
+    net = Network.random([3, 2])
+    path = tmp_path / "net.npz"
+    net.save(path)
+    data = dict(np.load(path))
+    data["W0"] = np.full((2, 3), np.nan)
+    np.savez(tmp_path / "nan.npz", **data)
+    with pytest.raises(ModelFileError, match="invalid network"):
+        Network.load(tmp_path / "nan.npz")
