@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .domain import Box
 from .network import Network
 from .tolerances import INFERENCE_TOLERANCE
 
@@ -18,3 +21,90 @@ def compare_outputs(network: Network, x, outputs, tol: float = INFERENCE_TOLERAN
         return reference, None, False
     err = float(np.max(np.abs(outputs - reference)))
     return reference, err, err <= tol
+
+
+def distances(x_adv, x0) -> dict:
+    """L1, L-inf and L0 distance between two points, recomputed in float64."""
+    d = np.asarray(x_adv, dtype=np.float64).ravel() - np.asarray(x0, dtype=np.float64).ravel()
+    return {"l1": float(np.sum(np.abs(d))), "linf": float(np.max(np.abs(d))) if d.size else 0.0, "l0": int(np.count_nonzero(d))}
+
+
+def class_gap(logits: np.ndarray, cls: int) -> float:
+    """``max_{j != cls} logits[j] - logits[cls]``: positive iff some other class beats ``cls``."""
+    others = np.delete(np.asarray(logits, dtype=np.float64), cls)
+    return float(np.max(others) - logits[cls])
+
+
+def target_gap(logits: np.ndarray, target: int) -> float:
+    """``logits[target] - max_{j != target} logits[j]``: positive iff ``target`` is the strict argmax."""
+    return -class_gap(logits, target)
+
+
+def keras_logits(keras_model, x: np.ndarray, input_shape) -> np.ndarray:
+    """Logits of the source Keras model (float32) for one flattened input."""
+    batch = np.asarray(x, dtype=np.float32).reshape((1,) + tuple(input_shape))
+    out = keras_model(batch, training=False)
+    return np.asarray(out, dtype=np.float64).ravel()
+
+
+@dataclass
+class WitnessCheck:
+    ok: bool
+    reason: str
+    logits: np.ndarray | None = None
+    gap: float | None = None
+    keras_ok: bool | None = None
+
+
+def check_witness(
+    network: Network,
+    x_adv,
+    *,
+    domain: Box,
+    original_class: int,
+    target: int | None = None,
+    margin: float = 0.0,
+    criterion=None,
+    keras_model=None,
+    extra=None,
+) -> WitnessCheck:
+    """Re-check an adversarial example from scratch.
+
+    The point must be finite, inside ``domain`` (exactly), and in the float64 forward pass either
+    beat ``original_class`` with another class (untargeted) or make ``target`` the strict argmax,
+    by at least ``margin`` (and by > 0 in any case). ``criterion(logits) -> (ok, gap)`` replaces the
+    class test when given (e.g. the seed notebook's ratio rule). ``extra(x) -> str | None`` checks
+    problem-specific limits (budgets). With ``keras_model`` the source model must agree.
+    """
+    x_adv = np.asarray(x_adv, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(x_adv)):
+        return WitnessCheck(False, "the point has NaN or infinite values")
+    if not domain.contains(x_adv):
+        return WitnessCheck(False, "the point lies outside the allowed input domain")
+    if extra is not None:
+        problem = extra(x_adv)
+        if problem:
+            return WitnessCheck(False, problem)
+    logits = network.forward(x_adv)
+    if criterion is not None:
+        ok, gap = criterion(logits)
+    elif target is None:
+        gap = class_gap(logits, original_class)
+        ok = gap > 0 and gap >= margin
+    else:
+        gap = target_gap(logits, target)
+        ok = gap > 0 and gap >= margin
+    if not ok:
+        return WitnessCheck(False, f"float64 forward pass: class margin {gap:.3g} below the required {margin:.3g}", logits, gap)
+    keras_ok = None
+    if keras_model is not None:
+        kl = keras_logits(keras_model, x_adv, network.input_shape)
+        if criterion is not None:
+            keras_ok = bool(criterion(kl)[0])
+        elif target is None:
+            keras_ok = int(np.argmax(kl)) != original_class
+        else:
+            keras_ok = int(np.argmax(kl)) == target
+        if not keras_ok:
+            return WitnessCheck(False, "the Keras model does not confirm the class change", logits, gap, False)
+    return WitnessCheck(True, "ok", logits, gap, keras_ok)

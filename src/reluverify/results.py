@@ -56,3 +56,76 @@ class InferenceResult:
     solve: SolveResult
     n_binaries: int
     bounds_summary: str
+
+
+class Verdict(str, Enum):
+    """What an adversarial or verification problem concluded.
+
+    ``FOUND``/``NOT_ROBUST`` come with a witness re-checked by a float64 forward pass;
+    ``ROBUST`` only from a solver proof (optimal/infeasible) over sound bounds;
+    ``UNKNOWN`` is the honest answer otherwise (time limit, failed witness check, solver error).
+    """
+
+    FOUND = "found"
+    ROBUST = "robust"
+    NOT_ROBUST = "not_robust"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class AdversarialResult:
+    """The answer to an adversarial or verification problem.
+
+    Every number about the witness (``distance``, ``distances``, ``objective``, ``adv_logits``)
+    is recomputed from the point by a float64 forward pass, never copied from the solver.
+    ``lower_bound`` (minimal distortion) and ``objective_bound`` (maximal confidence) are proven by
+    the solver over sound bounds: they hold even when the run timed out.
+    """
+
+    verdict: Verdict
+    problem: str
+    norm: str | None
+    x: np.ndarray
+    original_class: int
+    logits: np.ndarray
+    target: int | None = None
+    x_adv: np.ndarray | None = None
+    adversarial_class: int | None = None
+    adv_logits: np.ndarray | None = None
+    distance: float | None = None
+    distances: dict = field(default_factory=dict)
+    lower_bound: float | None = None
+    objective: float | None = None
+    objective_bound: float | None = None
+    eps: float | None = None
+    time_s: float = 0.0
+    solves: list = field(default_factory=list)
+    checks: dict = field(default_factory=dict)
+    bounds_summary: str = ""
+    message: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.x_adv is not None and self.verdict in (Verdict.FOUND, Verdict.NOT_ROBUST)
+
+    @property
+    def perturbation(self) -> np.ndarray | None:
+        return None if self.x_adv is None else self.x_adv - self.x
+
+    def summary(self) -> str:
+        parts = [f"{self.problem}: {self.verdict}"]
+        if self.distance is not None:
+            parts.append(f"{self.norm} distance {self.distance:.6g}")
+        if self.lower_bound is not None:
+            parts.append(f"proven lower bound {self.lower_bound:.6g}")
+        if self.objective is not None:
+            parts.append(f"objective {self.objective:.6g}")
+        if self.objective_bound is not None:
+            parts.append(f"proven bound {self.objective_bound:.6g}")
+        if self.adversarial_class is not None:
+            parts.append(f"class {self.original_class} -> {self.adversarial_class}")
+        parts.append(f"{self.time_s:.2f} s")
+        return ", ".join(parts)

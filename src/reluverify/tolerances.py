@@ -18,3 +18,23 @@ PRIMAL_FEASIBILITY_TOLERANCE = 1e-9
 
 # An MILP inference result must reproduce the float64 forward pass this closely (absolute).
 INFERENCE_TOLERANCE = 1e-6
+
+# Verification: "robust" needs the solver to prove that no point of the domain brings a wrong logit
+# within VERIFY_SLACK of the true one. Asking for this much slack makes the proof robust to the
+# solver's own feasibility tolerance (1e-9) and to the rounding of the LP; a point whose wrong logit
+# ends between -VERIFY_SLACK and 0 is neither a proof nor a counterexample, and gives "unknown"
+# unless a counterexample with a real margin is found.
+VERIFY_SLACK = 1e-6
+
+# Adversarial examples must beat the true class by at least this much in the float64 forward pass
+# (logit units) before they are reported as found; robust to float32 re-evaluation (Keras).
+DEFAULT_MARGIN = 1e-4
+
+# A witness that fails its check is re-solved with its MILP margin multiplied by this factor,
+# at most WITNESS_RETRIES times; then the answer is "unknown".
+MARGIN_GROWTH = 10.0
+WITNESS_RETRIES = 3
+
+# Small outward tolerance when a witness's budget is compared with the allowed budget (the solver
+# may use up to its feasibility tolerance on each of 784 rows).
+BUDGET_CHECK_TOLERANCE = 1e-6

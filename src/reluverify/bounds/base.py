@@ -85,3 +85,22 @@ class BoundStrategy(Protocol):
 
     def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:  # pragma: no cover
         ...
+
+
+def logit_difference_upper(bounds: Bounds, i: int, j: int) -> float:
+    """A sound upper bound of ``out_i - out_j`` over the domain, from the last layer's weight rows
+    and the bounds of the layer before it (tighter than subtracting the two outputs' bounds).
+    Only for networks whose last layer is linear."""
+    from .interval import affine_interval
+
+    net = bounds.network
+    last = net.layers[-1]
+    if last.activation != "linear":
+        return float(bounds.output_bounds()[1][i] - bounds.output_bounds()[0][j])
+    if len(net.layers) == 1:
+        lo, hi = bounds.domain.lower, bounds.domain.upper
+    else:
+        lo, hi = bounds.post_activation(len(net.layers) - 2)
+    w = (last.weight[i] - last.weight[j])[None, :]
+    b = np.array([last.bias[i] - last.bias[j]])
+    return float(affine_interval(w, b, lo, hi)[1][0])

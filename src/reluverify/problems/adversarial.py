@@ -1,0 +1,634 @@
+"""Adversarial examples and robustness verification on the big-M block.
+
+Three questions, one call each:
+
+* :func:`minimal_distortion` — the smallest change (L1, L-inf or L0) that changes the class;
+* :func:`max_confidence` — the strongest wrong answer (a target's logit or margin) under a budget;
+* :func:`verify_robustness` — prove that no input in a ball changes the class, or show one that does.
+
+Every witness is snapped into its domain, re-checked by a float64 forward pass (and by Keras when
+given) and its numbers are recomputed from the point; a witness failing the check is re-solved with
+a larger margin and otherwise reported ``unknown``. ``robust`` comes only from solver proofs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import pyomo.environ as pyo
+
+from ..bounds import compute_bounds
+from ..bounds.base import logit_difference_upper
+from ..check import check_witness, class_gap, distances, target_gap
+from ..domain import Box, Perturbation, check_norm
+from ..errors import InputError
+from ..formulation import add_network, linear_expr
+from ..network import Layer, Network
+from ..results import AdversarialResult, SolveResult, Status, Verdict
+from ..solve import _check_name, solve
+from ..tolerances import (
+    BUDGET_CHECK_TOLERANCE, DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES,
+)
+from .attack import pgd_attack
+
+SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the largest logit
+
+
+# --------------------------------------------------------------------------- input checks
+def _prepare(network: Network, x, label):
+    x0 = network.as_input(x)
+    if x0.ndim != 1:
+        raise InputError("pass one input, not a batch")
+    logits = network.forward(x0)
+    if label is None:
+        c = int(np.argmax(logits))
+    else:
+        c = _class_index(network, label, "label")
+    return x0, c, logits
+
+
+def _class_index(network: Network, value, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or int(value) != value:
+        raise InputError(f"{what} must be a class index (whole number), got {value!r}")
+    value = int(value)
+    if not 0 <= value < network.n_outputs:
+        raise InputError(f"{what} {value} is out of range: the network has classes 0..{network.n_outputs - 1}")
+    return value
+
+
+def _check_target(network, target, c):
+    if target is None:
+        return None
+    t = _class_index(network, target, "target")
+    if t == c:
+        raise InputError(
+            f"target {t} equals the true class; pick another class, or target=None for any wrong class"
+        )
+    return t
+
+
+def _check_time(time_limit):
+    if time_limit is not None and not (float(time_limit) > 0):
+        raise InputError(f"time_limit must be positive (seconds), got {time_limit}")
+
+
+def with_relu_outputs(network: Network) -> Network:
+    """The course notebook's variant: a ReLU on the output logits (for reproducing it only)."""
+    last = network.layers[-1]
+    return replace(network, layers=network.layers[:-1] + (Layer(last.weight, last.bias, "relu"),),
+                   name=network.name + "+relu-outputs")
+
+
+# --------------------------------------------------------------------------- the model
+class AdversarialModel:
+    """A network block over a perturbation's box, with distance expressions and swappable goals.
+
+    Exposed so that users can add their own constraints before solving (``.model``, ``.net``).
+    """
+
+    def __init__(self, network: Network, x0: np.ndarray, perturbation: Perturbation, norms=(), bound_method="interval"):
+        self.network = network
+        self.x0 = x0
+        self.pert = perturbation
+        self.box = perturbation.box(x0)
+        self.bounds = compute_bounds(network, self.box, bound_method)
+        self.model = pyo.ConcreteModel(name="adversarial")
+        self.net = add_network(self.model, network, self.bounds)
+        self.xs = self.net.inputs
+        self.free = np.flatnonzero(self.box.upper > self.box.lower)
+        for i in np.flatnonzero(self.box.upper <= self.box.lower):
+            self.xs[i].fix(float(x0[i]))
+        self.dist = {}
+        self.l0_binaries = None
+        needed = set(norms)
+        if perturbation.budget is not None:
+            needed.add(perturbation.budget_norm)
+        if perturbation.l0_limit is not None:
+            needed.add("l0")
+        for norm in sorted(needed):
+            self.dist[norm] = self._add_distance(norm)
+        if perturbation.budget is not None and perturbation.budget_norm != "linf":  # linf: in the box
+            self.model.budget = pyo.Constraint(expr=self.dist[perturbation.budget_norm] <= perturbation.budget)
+        if perturbation.l0_limit is not None:
+            self.model.l0_limit = pyo.Constraint(expr=self.dist["l0"] <= perturbation.l0_limit)
+        self._goal_count = 0
+
+    # distance of the free inputs from x0, with as few variables as possible: a value that can only
+    # move up (x0 at its lower bound) has |d| = x - x0, one that can only move down |d| = x0 - x.
+    def _add_distance(self, norm: str):
+        m, x0, lo, hi = self.model, self.x0, self.box.lower, self.box.upper
+        free = self.free.tolist()
+        up = [i for i in free if x0[i] <= lo[i]]
+        down = [i for i in free if x0[i] >= hi[i]]
+        both = [i for i in free if lo[i] < x0[i] < hi[i]]
+        if norm == "l1":
+            t = pyo.Var(both, bounds=lambda b, i: (0.0, float(max(hi[i] - x0[i], x0[i] - lo[i]))))
+            m.add_component("abs_l1", t)
+            m.add_component("abs_l1_pos", pyo.Constraint(both, rule=lambda b, i: t[i] >= self.xs[i] - float(x0[i])))
+            m.add_component("abs_l1_neg", pyo.Constraint(both, rule=lambda b, i: t[i] >= float(x0[i]) - self.xs[i]))
+            coefs = [1.0] * len(up) + [-1.0] * len(down) + [1.0] * len(both)
+            vars_ = [self.xs[i] for i in up] + [self.xs[i] for i in down] + [t[i] for i in both]
+            const = -float(np.sum(x0[up])) + float(np.sum(x0[down]))
+            return linear_expr(coefs, vars_, const)
+        if norm == "linf":
+            m.eps_linf = pyo.Var(bounds=(0.0, float(np.max(hi - lo)) if free else 0.0))
+            e = m.eps_linf
+            ups, downs = up + both, down + both
+            m.linf_pos = pyo.Constraint(ups, rule=lambda b, i: self.xs[i] - float(x0[i]) <= e)
+            m.linf_neg = pyo.Constraint(downs, rule=lambda b, i: float(x0[i]) - self.xs[i] <= e)
+            return e
+        # l0: one binary per free value; it must be 1 for the value to move
+        s = pyo.Var(free, within=pyo.Binary)
+        m.add_component("changed", s)
+        can_up = [i for i in free if hi[i] > x0[i]]
+        can_down = [i for i in free if lo[i] < x0[i]]
+        m.l0_up = pyo.Constraint(can_up, rule=lambda b, i: self.xs[i] - float(x0[i]) <= float(hi[i] - x0[i]) * s[i])
+        m.l0_down = pyo.Constraint(can_down, rule=lambda b, i: float(x0[i]) - self.xs[i] <= float(x0[i] - lo[i]) * s[i])
+        self.l0_binaries = s
+        return linear_expr([1.0] * len(free), [s[i] for i in free])
+
+    # ----- goals: a block of constraints replaced between solves
+    def set_goal(self, rows) -> None:
+        """Replace the goal constraints by ``rows`` (a list of Pyomo relational expressions)."""
+        if self.model.component("goal") is not None:
+            self.model.del_component("goal")
+        rows = list(rows)
+        self.model.goal = pyo.Constraint(range(len(rows)), rule=lambda b, k: rows[k])
+
+    def gap_expr(self, i: int, j: int, margin: float):
+        """The relation ``out_i - out_j >= margin``."""
+        out = self.net.outputs
+        return linear_expr([1.0, -1.0], [out[i], out[j]]) >= float(margin)
+
+    def ratio_expr(self, c: int, j: int, ratio: float = SEED_RATIO):
+        """The notebook's rule ``out_c <= ratio * out_j``."""
+        out = self.net.outputs
+        return linear_expr([float(ratio), -1.0], [out[j], out[c]]) >= 0.0
+
+    def set_objective(self, expr, sense=pyo.minimize) -> None:
+        if self.model.component("objective") is not None:
+            self.model.del_component("objective")
+        self.model.objective = pyo.Objective(expr=expr, sense=sense)
+
+    def set_cutoff(self, norm: str, value: float | None) -> None:
+        if self.model.component("cutoff") is not None:
+            self.model.del_component("cutoff")
+        if value is not None:
+            self.model.cutoff = pyo.Constraint(expr=self.dist[norm] <= float(value))
+
+    # ----- reading a point back
+    def point(self) -> np.ndarray:
+        """The solver's input point, snapped exactly into the allowed set."""
+        x = np.array([self.x0[i] if v.fixed else (pyo.value(v) if v.value is not None else self.x0[i])
+                      for i, v in enumerate(self.xs)], dtype=np.float64)
+        x = np.clip(x, self.box.lower, self.box.upper)
+        if self.l0_binaries is not None:
+            for i in self.free.tolist():
+                if pyo.value(self.l0_binaries[i]) < 0.5:
+                    x[i] = self.x0[i]
+        return self.fit_budget(x)
+
+    def fit_budget(self, x: np.ndarray) -> np.ndarray:
+        """Scale the perturbation down exactly onto an L1 budget it exceeds by solver tolerance."""
+        p = self.pert
+        if p.budget is not None and p.budget_norm == "l1":
+            d = x - self.x0
+            l1 = float(np.sum(np.abs(d)))
+            if l1 > p.budget:
+                x = np.clip(self.x0 + d * (p.budget / l1), self.box.lower, self.box.upper)
+        return x
+
+    def budget_problem(self, x: np.ndarray):
+        """``None`` when ``x`` respects every limit of the perturbation, else what it breaks."""
+        d = distances(x, self.x0)
+        p = self.pert
+        if p.budget is not None and d[p.budget_norm] > p.budget * (1 + 1e-12):
+            return f"{p.budget_norm} distance {d[p.budget_norm]:.9g} exceeds the budget {p.budget}"
+        if p.l0_limit is not None and d["l0"] > p.l0_limit:
+            return f"{d['l0']} values changed, more than the limit {p.l0_limit}"
+        return None
+
+    def solve(self, solver, time_limit, threads, mip_gap=None) -> SolveResult:
+        return solve(self.model, solver, time_limit=time_limit, threads=threads, mip_gap=mip_gap)
+
+
+class _Clock:
+    def __init__(self, time_limit):
+        self.t0 = time.perf_counter()
+        self.limit = time_limit
+
+    def left(self):
+        if self.limit is None:
+            return None
+        return self.limit - (time.perf_counter() - self.t0)
+
+    def expired(self):
+        left = self.left()
+        return left is not None and left <= 0.01
+
+    def elapsed(self):
+        return time.perf_counter() - self.t0
+
+
+def _result(network, x0, c, logits, problem, norm, **kw) -> AdversarialResult:
+    return AdversarialResult(verdict=Verdict.UNKNOWN, problem=problem, norm=norm, x=x0, original_class=c, logits=logits, **kw)
+
+
+def _fill_witness(res: AdversarialResult, network: Network, x_adv: np.ndarray, norm: str | None):
+    res.x_adv = x_adv
+    res.adv_logits = network.forward(x_adv)
+    res.adversarial_class = int(np.argmax(res.adv_logits))
+    res.distances = distances(x_adv, res.x)
+    res.distance = res.distances[norm] if norm else None
+
+
+# --------------------------------------------------------------------------- minimal distortion
+def minimal_distortion(
+    network: Network,
+    x,
+    norm: str = "l1",
+    *,
+    label: int | None = None,
+    target: int | None = None,
+    perturbation: Perturbation | None = None,
+    solver: str = "highs",
+    time_limit: float | None = 120.0,
+    threads: int | None = None,
+    mip_gap: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    criterion: str = "margin",
+    relu_outputs: bool = False,
+    keras_model=None,
+    bound_method="interval",
+) -> AdversarialResult:
+    """The smallest change of ``x`` (in ``norm``) that changes the network's class.
+
+    Untargeted (any class but ``label``; ``label`` defaults to the predicted class) or targeted
+    (``target`` becomes the strict argmax). The MILP asks for the exact class change
+    (``out_j >= out_c``) so that its bound is a **certified radius** (``lower_bound``: no input
+    closer than it changes the class); the reported example beats the true class by ``margin``
+    in a float64 forward pass, and its ``distance`` is recomputed from it. ``perturbation`` adds
+    limits (valid box, L-inf cap, L0 limit, mask). Untargeted problems are solved as one MILP per
+    wrong class, each cut off at the best distance found so far.
+
+    ``criterion="seed_ratio"`` and ``relu_outputs=True`` reproduce the course notebook
+    (true logit <= 0.95 x the largest, ReLU on the logits); they are not the default.
+    """
+    norm = check_norm(norm)
+    _check_name(solver)
+    _check_time(time_limit)
+    if criterion not in ("margin", "seed_ratio"):
+        raise InputError(f"criterion must be 'margin' or 'seed_ratio', got {criterion!r}")
+    if not (margin >= 0) or not np.isfinite(margin):
+        raise InputError(f"margin must be a finite number >= 0, got {margin}")
+    net = with_relu_outputs(network) if relu_outputs else network
+    if relu_outputs:
+        keras_model = None  # the source model has linear outputs; it cannot confirm this variant
+    x0, c, logits = _prepare(net, x, label)
+    t = _check_target(net, target, c)
+    pert = perturbation or Perturbation()
+    clock = _Clock(time_limit)
+    res = _result(net, x0, c, logits, "minimal_distortion", norm, target=t)
+    adv = AdversarialModel(net, x0, pert, norms=(norm,), bound_method=bound_method)
+    res.bounds_summary = adv.bounds.summary()
+    adv.set_objective(adv.dist[norm])
+
+    # a point that is already misclassified needs no change
+    already = (t is None and class_gap(logits, c) > 0) or (t is not None and target_gap(logits, t) > 0)
+    if already and criterion == "margin":
+        _fill_witness(res, net, x0.copy(), norm)
+        res.verdict, res.lower_bound, res.time_s = Verdict.FOUND, 0.0, clock.elapsed()
+        res.message = "the input is already not classified as the given label"
+        return res
+
+    def criterion_fn(m):
+        if criterion == "seed_ratio":
+            def ok(lg):
+                mx = float(np.max(lg))
+                return (lg[c] <= SEED_RATIO * mx and int(np.argmax(lg)) != c), mx * SEED_RATIO - lg[c]
+            return ok
+        return None
+
+    targets = [t] if t is not None else [j for j in np.argsort(-logits).tolist() if j != c]
+    best_x, best_d = None, math.inf
+    lower = []  # per target: proven lower bound on its distance
+    notes = []
+    for j in targets:
+        if clock.expired():
+            lower.append(0.0)
+            notes.append(f"class {j}: not tried (time limit)")
+            continue
+        milp_margin = 0.0
+        lb_j = None
+        for attempt in range(WITNESS_RETRIES + 1):
+            if criterion == "seed_ratio":
+                rows = [adv.ratio_expr(c, j)]
+            elif t is None:
+                rows = [adv.gap_expr(j, c, milp_margin)]
+            else:
+                rows = [adv.gap_expr(t, k, milp_margin) for k in range(net.n_outputs) if k != t]
+            adv.set_goal(rows)
+            adv.set_cutoff(norm, best_d if best_x is not None else None)
+            sres = adv.solve(solver, clock.left(), threads, mip_gap)
+            res.solves.append(sres)
+            if attempt == 0:  # the exact-boundary MILP gives the sound bound
+                if sres.status == Status.INFEASIBLE:
+                    lb_j = best_d if best_x is not None else math.inf
+                elif sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None:
+                    lb_j = max(0.0, sres.bound)
+                    if sres.objective is not None:
+                        lb_j = min(lb_j, sres.objective)
+                    if best_x is not None:
+                        lb_j = min(lb_j, best_d)
+                else:
+                    lb_j = 0.0
+            if not sres.has_solution:
+                break
+            cand = _repair(adv, net, adv.point(), c, t, margin, criterion)
+            chk = check_witness(net, cand, domain=adv.box, original_class=c, target=t, margin=margin,
+                                criterion=criterion_fn(None), keras_model=keras_model, extra=adv.budget_problem)
+            res.checks = {"forward": chk.ok, "keras": chk.keras_ok, "reason": chk.reason}
+            if chk.ok:
+                d = distances(cand, x0)[norm]
+                if d < best_d:
+                    best_x, best_d = cand, d
+                break
+            notes.append(f"class {j}: witness rejected ({chk.reason}); re-solving with a larger margin")
+            milp_margin = max(margin, 1e-6) * (MARGIN_GROWTH ** attempt) if criterion == "margin" else milp_margin
+            if criterion != "margin" or clock.expired():
+                break
+        lower.append(lb_j if lb_j is not None else 0.0)
+    adv.set_cutoff(norm, None)
+    lb = min(lower) if lower else 0.0
+    if norm == "l0" and math.isfinite(lb):
+        lb = float(math.ceil(lb - 1e-6))
+    res.lower_bound = lb
+    res.time_s = clock.elapsed()
+    if best_x is not None:
+        _fill_witness(res, net, best_x, norm)
+        res.verdict = Verdict.FOUND
+        res.checks = {"forward": True, "keras": None if keras_model is None else True}
+        gap = res.distance - lb
+        res.message = ("optimal" if gap <= 1e-4 * max(1.0, res.distance) else f"best found; gap to the proven bound {gap:.3g}")
+    elif all(s.status == Status.INFEASIBLE for s in res.solves) and len(res.solves) >= len(targets):
+        res.verdict = Verdict.ROBUST
+        res.message = "no allowed change of the input changes its class (solver proof)"
+    else:
+        res.verdict = Verdict.UNKNOWN
+        res.message = "no verified adversarial example (time limit, solver error or rejected witness)"
+    if notes:
+        res.message += "; " + "; ".join(notes)
+    return res
+
+
+def _repair(adv: AdversarialModel, net: Network, x: np.ndarray, c: int, t, margin: float, criterion: str) -> np.ndarray:
+    """Push a boundary point (found with margin 0) just past the boundary by scaling its change."""
+    if criterion != "margin":
+        return x
+    gap_of = (lambda lg: class_gap(lg, c)) if t is None else (lambda lg: target_gap(lg, t))
+    if gap_of(net.forward(x)) >= max(margin, 1e-300):
+        return x
+    d = x - adv.x0
+    for s in (1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2):
+        y = adv.fit_budget(np.clip(adv.x0 + d * (1 + s), adv.box.lower, adv.box.upper))
+        if gap_of(net.forward(y)) >= max(margin, 1e-300):
+            return y
+    return x
+
+
+# --------------------------------------------------------------------------- verification
+def verify_robustness(
+    network: Network,
+    x,
+    eps: float,
+    norm: str = "linf",
+    *,
+    label: int | None = None,
+    perturbation: Perturbation | None = None,
+    solver: str = "highs",
+    time_limit: float | None = 120.0,
+    threads: int | None = None,
+    keras_model=None,
+    bound_method="interval",
+    attack: bool = True,
+) -> AdversarialResult:
+    """Prove that no input within ``eps`` of ``x`` (in ``norm``, inside the valid box) changes the
+    class (``robust``), or return a re-checked counterexample (``not_robust``), else ``unknown``.
+
+    Per wrong class ``j``: label elimination by bounds, then an MILP asking for
+    ``out_j >= out_c - VERIFY_SLACK``; infeasible for every ``j`` proves robustness with that slack.
+    A gradient attack runs first (``attack=False`` skips it).
+    """
+    norm = check_norm(norm)
+    _check_name(solver)
+    _check_time(time_limit)
+    eps = float(eps) if eps is not None else float("nan")
+    if not np.isfinite(eps) or eps <= 0:
+        raise InputError(f"eps must be a positive finite number, got {eps}")
+    x0, c, logits = _prepare(network, x, label)
+    base = perturbation or Perturbation()
+    if norm == "linf":
+        cap = eps if base.linf_cap is None else min(eps, base.linf_cap)
+        pert = replace(base, linf_cap=cap)
+    elif norm == "l1":
+        if base.budget is not None:
+            raise InputError("give the L1 radius as eps, not also as perturbation.budget")
+        pert = replace(base, budget=eps, budget_norm="l1")
+    else:
+        if eps != int(eps):
+            raise InputError(f"for the L0 norm eps is a number of changed values (whole), got {eps}")
+        lim = int(eps) if base.l0_limit is None else min(int(eps), base.l0_limit)
+        pert = replace(base, l0_limit=lim)
+    clock = _Clock(time_limit)
+    res = _result(network, x0, c, logits, "verify_robustness", norm, eps=eps)
+
+    box = pert.box(x0)
+    if class_gap(logits, c) >= 0:  # the point itself is a counterexample (or a tie)
+        chk = check_witness(network, x0, domain=box, original_class=c, keras_model=keras_model)
+        if chk.ok:
+            _fill_witness(res, network, x0.copy(), norm)
+            res.verdict, res.time_s = Verdict.NOT_ROBUST, clock.elapsed()
+            res.checks = {"forward": True, "keras": chk.keras_ok}
+            res.message = "the input itself is not classified as the given label"
+            return res
+
+    def accept(point, how):
+        mini = AdversarialModel.__new__(AdversarialModel)  # only for budget_problem / fit_budget
+        mini.x0, mini.pert, mini.box = x0, pert, box
+        point = mini.fit_budget(np.clip(point, box.lower, box.upper))
+        chk = check_witness(network, point, domain=box, original_class=c, keras_model=keras_model,
+                            extra=mini.budget_problem)
+        if chk.ok:
+            _fill_witness(res, network, point, norm)
+            res.verdict, res.time_s = Verdict.NOT_ROBUST, clock.elapsed()
+            res.checks = {"forward": True, "keras": chk.keras_ok}
+            res.message = f"counterexample from the {how}"
+        return chk.ok
+
+    if attack and norm == "linf":
+        cand, gap = pgd_attack(network, x0, c, box)
+        if gap > 0 and accept(cand, "gradient attack"):
+            return res
+
+    bounds = compute_bounds(network, box, bound_method)
+    res.bounds_summary = bounds.summary()
+    open_targets = []
+    for j in np.argsort(-logits).tolist():
+        if j == c:
+            continue
+        if network.layers[-1].activation == "linear" and logit_difference_upper(bounds, j, c) < -VERIFY_SLACK:
+            continue  # label elimination: class j can never reach class c here
+        open_targets.append(j)
+    if not open_targets:
+        res.verdict, res.time_s = Verdict.ROBUST, clock.elapsed()
+        res.message = "every wrong class eliminated by the bounds"
+        return res
+
+    adv = AdversarialModel(network, x0, pert, bound_method=bound_method)
+    adv.set_objective(0.0)
+    undecided = []
+    for j in open_targets:
+        if clock.expired():
+            undecided.append(j)
+            continue
+        decided = False
+        for milp_margin in (-VERIFY_SLACK, DEFAULT_MARGIN):
+            adv.set_goal([adv.gap_expr(j, c, milp_margin)])
+            sres = adv.solve(solver, clock.left(), threads)
+            res.solves.append(sres)
+            if sres.status == Status.INFEASIBLE:
+                decided = milp_margin < 0  # infeasible with the slack: a proof for class j
+                break
+            if sres.has_solution and accept(adv.point(), f"MILP (class {j})"):
+                return res
+            if not sres.has_solution or clock.expired():
+                break
+        if not decided:
+            undecided.append(j)
+    res.time_s = clock.elapsed()
+    if undecided:
+        res.verdict = Verdict.UNKNOWN
+        res.message = f"not decided for classes {undecided} (time limit, solver error or near-boundary point)"
+    else:
+        res.verdict = Verdict.ROBUST
+        res.message = f"solver proved every wrong class unreachable ({len(open_targets)} MILPs)"
+    return res
+
+
+# --------------------------------------------------------------------------- maximal confidence
+def max_confidence(
+    network: Network,
+    x,
+    target: int,
+    *,
+    budget: float | None = None,
+    budget_norm: str = "l1",
+    objective: str = "logit",
+    min_probability: float | None = None,
+    require_target_wins: bool = True,
+    label: int | None = None,
+    perturbation: Perturbation | None = None,
+    solver: str = "highs",
+    time_limit: float | None = 120.0,
+    threads: int | None = None,
+    mip_gap: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    keras_model=None,
+    bound_method="interval",
+) -> AdversarialResult:
+    """Maximise ``target``'s logit (``objective="logit"``) or its margin over every other class
+    (``"margin"``) over the changes of ``x`` within ``budget`` (in ``budget_norm``) and the limits
+    of ``perturbation``, with ``target`` the strict argmax by ``margin`` (``require_target_wins``).
+
+    ``min_probability=p`` adds the linear sufficient condition ``out_t - out_j >= log((K-1) p / (1-p))``
+    for every ``j``, which guarantees ``softmax(out)_t >= p`` (K classes); it is sufficient, not
+    necessary, so an infeasible answer means "not with this condition".
+    ``objective`` (recomputed from the point) and ``objective_bound`` (proven) are reported.
+    """
+    _check_name(solver)
+    _check_time(time_limit)
+    if objective not in ("logit", "margin"):
+        raise InputError(f"objective must be 'logit' or 'margin', got {objective!r}")
+    if budget is not None and (not np.isfinite(budget) or budget < 0):
+        raise InputError(f"budget must be a finite number >= 0, got {budget}")
+    x0, c, logits = _prepare(network, x, label)
+    t = _check_target(network, target, c)
+    base = perturbation or Perturbation()
+    pert = base if budget is None else replace(base, budget=budget, budget_norm=check_norm(budget_norm))
+    K = network.n_outputs
+    need = margin
+    if min_probability is not None:
+        p = float(min_probability)
+        if not 0 < p < 1:
+            raise InputError(f"min_probability must lie strictly between 0 and 1, got {min_probability}")
+        need = max(need, math.log((K - 1) * p / (1 - p)))
+    clock = _Clock(time_limit)
+    res = _result(network, x0, c, logits, "max_confidence", pert.budget_norm if pert.budget is not None else None, target=t)
+    adv = AdversarialModel(network, x0, pert, bound_method=bound_method)
+    res.bounds_summary = adv.bounds.summary()
+    out = adv.net.outputs
+    m = adv.model
+    if objective == "logit":
+        adv.set_objective(out[t], sense=pyo.maximize)
+    else:
+        lo, hi = adv.bounds.output_bounds()
+        others = [k for k in range(K) if k != t]
+        m.max_other = pyo.Var(bounds=(float(np.min(lo[others])), float(np.max(hi[others]))))
+        m.max_other_def = pyo.Constraint(others, rule=lambda b, k: m.max_other >= out[k])
+        adv.set_objective(out[t] - m.max_other, sense=pyo.maximize)
+
+    def value_of(lg):
+        return float(lg[t]) if objective == "logit" else target_gap(lg, t)
+
+    def prob_ok(point):
+        if min_probability is None:
+            return None
+        lg = network.forward(point)
+        pr = np.exp(lg - lg.max())
+        pr /= pr.sum()
+        return None if pr[t] >= min_probability else f"softmax probability {pr[t]:.6f} below {min_probability}"
+
+    def extra(point):
+        return adv.budget_problem(point) or prob_ok(point)
+
+    milp_margin = need
+    for attempt in range(WITNESS_RETRIES + 1):
+        rows = [adv.gap_expr(t, k, milp_margin) for k in range(K) if k != t] if require_target_wins else []
+        adv.set_goal(rows)
+        sres = adv.solve(solver, clock.left(), threads, mip_gap)
+        res.solves.append(sres)
+        if sres.bound is not None and sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and attempt == 0:
+            res.objective_bound = sres.bound if sres.objective is None else max(sres.bound, sres.objective)
+        if sres.status == Status.INFEASIBLE and attempt == 0:
+            res.verdict = Verdict.ROBUST
+            res.message = f"no allowed change makes class {t} win (solver proof)"
+            break
+        if not sres.has_solution:
+            res.verdict = Verdict.UNKNOWN
+            res.message = f"no solution ({sres.status})"
+            break
+        point = adv.point()
+        chk = check_witness(network, point, domain=adv.box, original_class=c,
+                            target=t if require_target_wins else None,
+                            margin=margin if require_target_wins else 0.0,
+                            criterion=None if require_target_wins else (lambda lg: (True, 0.0)),
+                            keras_model=keras_model, extra=extra)
+        res.checks = {"forward": chk.ok, "keras": chk.keras_ok, "reason": chk.reason}
+        if chk.ok:
+            _fill_witness(res, network, point, res.norm or "l1")
+            res.objective = value_of(res.adv_logits)
+            res.verdict = Verdict.FOUND
+            res.message = "optimal" if sres.status == Status.OPTIMAL else f"best found ({sres.status})"
+            break
+        res.verdict = Verdict.UNKNOWN
+        res.message = f"witness rejected: {chk.reason}"
+        milp_margin = max(need, 1e-6) * MARGIN_GROWTH ** (attempt + 1)
+        if clock.expired():
+            break
+    if res.objective_bound is not None and res.objective is not None:
+        res.objective_bound = max(res.objective_bound, res.objective)
+    res.time_s = clock.elapsed()
+    return res
