@@ -12,8 +12,10 @@ from ..errors import InputError
 from ..network import Network
 from .base import ACTIVE, INACTIVE, UNSTABLE, Bounds, BoundStrategy
 from .interval import IntervalBounds, interval_bounds
+from .lp import LPBounds
+from .symbolic import SymbolicBounds
 
-STRATEGIES = {"interval": IntervalBounds}
+STRATEGIES = {"interval": IntervalBounds, "symbolic": SymbolicBounds, "lp": LPBounds}
 
 
 def get_strategy(method) -> BoundStrategy:
@@ -36,6 +38,6 @@ def compute_bounds(network: Network, domain: Box, method="interval") -> Bounds:
 
 
 __all__ = [
-    "ACTIVE", "INACTIVE", "UNSTABLE", "Bounds", "BoundStrategy", "IntervalBounds",
+    "ACTIVE", "INACTIVE", "UNSTABLE", "Bounds", "BoundStrategy", "IntervalBounds", "LPBounds", "SymbolicBounds",
     "STRATEGIES", "compute_bounds", "get_strategy", "interval_bounds",
 ]

@@ -1,0 +1,204 @@
+"""LP-based tightening: bound each still-unstable neuron by the LP relaxation of the layers before it.
+
+Layer by layer, the relaxation (input box; ``y = a`` for active neurons; ``y >= a``, ``y >= 0`` and
+the chord ``y <= u (a - l) / (u - l)`` for unstable ones) is built once in one HiGHS instance and
+grown as layers are finished; for each unstable neuron only the objective changes (warm-started
+simplex), first ``max`` then, if still needed, ``min``.
+
+Soundness does not rest on the LP solver's accuracy: each bound is *certified* from the solver's
+row duals ``λ`` by weak duality, ``c·v <= Σ_r max(λ_r L_r, λ_r U_r) + Σ_i max(g_i l_i, g_i u_i)``
+with ``g = c - Aᵀλ``, evaluated in float64 and widened for rounding. Any ``λ`` gives a valid bound;
+good duals give a tight one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..domain import Box
+from ..network import Network
+from .base import Bounds
+from .interval import affine_interval, widen
+from .symbolic import back_substitute
+
+
+class _Relaxation:
+    """The growing LP: columns x, y_0, y_1, ... and one dense row block per finished layer."""
+
+    def __init__(self, box: Box):
+        import highspy
+
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("threads", 1)
+        self.inf = highspy.kHighsInf
+        self.highspy = highspy
+        n = box.size
+        self.col_lo = box.lower.copy()
+        self.col_hi = box.upper.copy()
+        self.h.addVars(n, box.lower, box.upper)
+        self.blocks = []  # (col_start, col_end, dense A block, row lower, row upper)
+        self.row_lo = np.zeros(0)
+        self.row_hi = np.zeros(0)
+        self.prev_cols = np.arange(n)  # columns holding the previous layer's (nonzero) outputs
+        self.prev_idx = np.arange(n)  # their neuron indices in that layer
+
+    def add_layer(self, weight, bias, lo, hi, relu: bool) -> None:
+        """Add a finished layer with pre-activation bounds ``[lo, hi]``."""
+        if relu:
+            keep = np.flatnonzero(hi > 0)
+        else:
+            keep = np.arange(weight.shape[0])
+        W = weight[np.ix_(keep, self.prev_idx)]
+        b = bias[keep]
+        l, u = lo[keep], hi[keep]
+        ylo = np.maximum(l, 0.0) if relu else l
+        yhi = np.maximum(u, 0.0) if relu else u
+        start = int(self.col_lo.size)
+        m = keep.size
+        self.h.addVars(m, ylo, yhi)
+        self.col_lo = np.concatenate([self.col_lo, ylo])
+        self.col_hi = np.concatenate([self.col_hi, yhi])
+        ycols = np.arange(start, start + m)
+        prev_start = int(self.prev_cols[0]) if self.prev_cols.size else start
+        width = start + m - prev_start
+        rows, rlo, rhi = [], [], []
+        for r in range(m):
+            coef_prev = W[r]
+            unstable = relu and l[r] < 0 < u[r]
+            row = np.zeros(width)
+            row[self.prev_cols - prev_start] = -coef_prev
+            row[ycols[r] - prev_start] = 1.0
+            if not unstable:  # y = a  <=>  y - W v = b
+                rows.append(row); rlo.append(b[r]); rhi.append(b[r])
+            else:
+                rows.append(row); rlo.append(b[r]); rhi.append(self.inf)  # y >= a
+                s = u[r] / (u[r] - l[r])
+                chord = np.zeros(width)  # y - s W v <= s (b - l)
+                chord[self.prev_cols - prev_start] = -s * coef_prev
+                chord[ycols[r] - prev_start] = 1.0
+                rows.append(chord); rlo.append(-self.inf); rhi.append(s * (b[r] - l[r]))
+        if rows:
+            A = np.array(rows)
+            rlo, rhi = np.array(rlo, dtype=np.float64), np.array(rhi, dtype=np.float64)
+            nz_r, nz_c = np.nonzero(A)
+            starts = np.searchsorted(nz_r, np.arange(A.shape[0]))
+            self.h.addRows(A.shape[0], rlo, rhi, nz_r.size, starts.astype(np.int32),
+                           (nz_c + prev_start).astype(np.int32), A[nz_r, nz_c])
+            self.blocks.append((prev_start, prev_start + width, A, rlo, rhi))
+            self.row_lo = np.concatenate([self.row_lo, rlo])
+            self.row_hi = np.concatenate([self.row_hi, rhi])
+        self.prev_cols = ycols
+        self.prev_idx = keep
+
+    def certified_max(self, c: np.ndarray, duals: np.ndarray) -> float:
+        """An upper bound of ``c·v`` over the relaxation, valid for any ``duals``."""
+        best = np.inf
+        for lam in (duals, -duals):
+            g = c.copy()
+            total = 0.0
+            mag = 0.0
+            pos = 0
+            ok = True
+            for start, end, A, rlo, rhi in self.blocks:
+                lr = lam[pos:pos + A.shape[0]]
+                pos += A.shape[0]
+                g[start:end] -= lr @ A
+                use_hi = lr > 0
+                if np.any(use_hi & ~np.isfinite(rhi)) or np.any(~use_hi & (lr != 0) & ~np.isfinite(rlo)):
+                    lr = np.where((use_hi & ~np.isfinite(rhi)) | (~use_hi & ~np.isfinite(rlo)), 0.0, lr)
+                    ok = False  # dropped multipliers on missing sides: still valid, maybe looser
+                    g[start:end] += (lam[pos - A.shape[0]:pos] - lr) @ A
+                term = np.where(lr > 0, lr * np.where(np.isfinite(rhi), rhi, 0.0), lr * np.where(np.isfinite(rlo), rlo, 0.0))
+                total += float(np.sum(term))
+                mag += float(np.sum(np.abs(term)))
+            colterm = np.maximum(g * self.col_lo, g * self.col_hi)
+            total += float(np.sum(colterm))
+            mag += float(np.sum(np.abs(colterm))) + float(np.sum(np.abs(c) * np.maximum(np.abs(self.col_lo), np.abs(self.col_hi))))
+            bound = widen(np.array([total]), np.array([total]), np.array([mag]))[1][0]
+            best = min(best, bound)
+            del ok
+        return float(best)
+
+    def optimise(self, cols: np.ndarray, coefs: np.ndarray, maximise: bool) -> float | None:
+        """Certified ``max`` (or ``-max(-·)`` for min) of ``coefs·v[cols]``; None if the LP failed."""
+        h = self.h
+        n = self.col_lo.size
+        c = np.zeros(n)
+        c[cols] = coefs
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), c if maximise else -c)
+        h.changeObjectiveSense(self.highspy.ObjSense.kMaximize)
+        h.run()
+        status = h.getModelStatus()
+        if status != self.highspy.HighsModelStatus.kOptimal:
+            return None
+        duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+        value = self.certified_max(c if maximise else -c, duals)
+        return value if maximise else -value
+
+
+class LPBounds:
+    """Strategy object: symbolic bounds, then LP tightening of each still-unstable neuron.
+
+    ``time_limit`` (seconds, None = no limit) caps the LP work; when it runs out the remaining
+    neurons keep their symbolic bounds (still sound). ``max_layers`` limits which layers get LPs.
+    """
+
+    name = "lp"
+
+    def __init__(self, time_limit: float | None = None, max_layer: int | None = None):
+        self.time_limit = time_limit
+        self.max_layer = max_layer
+
+    def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:
+        domain.check_size(network.n_inputs)
+        t0 = time.perf_counter()
+        lo_in, hi_in = domain.lower, domain.upper
+        lowers, uppers = [], []
+        h_lo, h_hi = lo_in, hi_in
+        relax = _Relaxation(domain)
+        n_lp = 0
+        history = []
+        last = len(network.layers) - 1
+        for k, layer in enumerate(network.layers):
+            zl, zu = affine_interval(layer.weight, layer.bias, h_lo, h_hi)
+            if k > 0:
+                sl, su = back_substitute(network, k, lowers, uppers, lo_in, hi_in)
+                sl, su = widen(sl, su, np.maximum(np.abs(zl), np.abs(zu)))
+                zl, zu = np.maximum(zl, sl), np.minimum(zu, su)
+            if initial is not None:
+                zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
+            tighten = k > 0 and k != last and layer.activation == "relu" and (self.max_layer is None or k <= self.max_layer)
+            if tighten:
+                unstable = np.flatnonzero((zl < 0) & (zu > 0))
+                # most ambiguous neurons first: they matter most when time runs out
+                order = unstable[np.argsort(-np.minimum(-zl[unstable], zu[unstable]))]
+                for i in order.tolist():
+                    if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
+                        break
+                    w = layer.weight[i, relax.prev_idx]
+                    up = relax.optimise(relax.prev_cols, w, True)
+                    n_lp += 1
+                    if up is not None:
+                        zu[i] = min(zu[i], up + layer.bias[i] + abs(layer.bias[i]) * 1e-12)
+                    if zu[i] > 0:
+                        low = relax.optimise(relax.prev_cols, w, False)
+                        n_lp += 1
+                        if low is not None:
+                            zl[i] = max(zl[i], low + layer.bias[i] - abs(layer.bias[i]) * 1e-12)
+                zu = np.maximum(zu, zl)
+            lowers.append(zl)
+            uppers.append(zu)
+            if layer.activation == "relu":
+                h_lo, h_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
+            else:
+                h_lo, h_hi = zl, zu
+            if k != last:
+                relax.add_layer(layer.weight, layer.bias, zl, zu, layer.activation == "relu")
+        bounds = Bounds(network, domain, lowers, uppers, method=self.name)
+        bounds.time_s = time.perf_counter() - t0
+        history.append((f"{self.name} ({n_lp} LPs)", bounds.n_unstable, bounds.time_s))
+        bounds.history = history
+        return bounds
