@@ -179,3 +179,75 @@ class Perturbation:
             lo = np.where(self.mask, lo, x0)
             hi = np.where(self.mask, hi, x0)
         return Box(lo, hi)
+
+
+@dataclass(frozen=True)
+class L1Box(Box):
+    """``{x in [lower, upper] : ||x - center||_1 <= radius}``: an L1 ball intersected with a box.
+
+    Its ``lower``/``upper`` are the box (every bound strategy can treat it as a box, soundly);
+    strategies that know about the L1 constraint (first-layer knapsack, symbolic concretisation,
+    the LP relaxation) use ``center``/``radius`` too and get tighter bounds.
+    """
+
+    center: np.ndarray = None
+    radius: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        c = np.array(self.center, dtype=np.float64).ravel()
+        if c.shape != self.lower.shape:
+            raise InputError(f"L1 ball centre has {c.size} values but the box has {self.lower.size}")
+        r = float(self.radius)
+        if not np.isfinite(r) or r < 0:
+            raise InputError(f"L1 radius must be a finite number >= 0, got {self.radius}")
+        c.setflags(write=False)
+        object.__setattr__(self, "center", c)
+        object.__setattr__(self, "radius", r)
+
+    @classmethod
+    def around(cls, x0, radius: float, box: Box) -> "L1Box":
+        """The L1 ball of ``radius`` around ``x0`` intersected with ``box`` (which must contain ``x0``)."""
+        x0 = np.asarray(x0, dtype=np.float64).ravel()
+        lo = np.maximum(box.lower, x0 - radius)
+        hi = np.minimum(box.upper, x0 + radius)
+        return cls(lo, hi, center=x0, radius=radius)
+
+    def contains(self, x, atol: float = 0.0) -> bool:
+        x = np.asarray(x, dtype=np.float64).ravel()
+        return super().contains(x, atol) and float(np.sum(np.abs(x - self.center))) <= self.radius + atol
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """Samples inside the ball: box samples pulled toward the centre until they fit."""
+        pts = super().sample(n, seed)
+        d = pts - self.center
+        l1 = np.abs(d).sum(axis=1)
+        scale = np.minimum(1.0, self.radius / np.maximum(l1, 1e-300))
+        rng = np.random.default_rng(seed + 1)
+        scale = scale * np.where(rng.random(n) < 0.5, 1.0, rng.random(n))
+        return self.center + d * scale[:, None]
+
+
+def linear_max(A: np.ndarray, c: np.ndarray, domain: Box) -> np.ndarray:
+    """``max_{x in domain} A x + c`` row by row, exactly, for a box or an :class:`L1Box`."""
+    A = np.atleast_2d(A)
+    box_max = np.maximum(A, 0) @ domain.upper + np.minimum(A, 0) @ domain.lower + c
+    if not isinstance(domain, L1Box):
+        return box_max
+    x0 = domain.center
+    # moving coordinate i in the direction of sign(A_ri) gains |A_ri| per unit, up to its room
+    room = np.where(A > 0, domain.upper - x0, x0 - domain.lower)
+    room = np.maximum(room, 0.0)
+    gain = np.abs(A)
+    order = np.argsort(-gain, axis=1)
+    g = np.take_along_axis(gain, order, axis=1)
+    rm = np.take_along_axis(room, order, axis=1)
+    used_before = np.cumsum(rm, axis=1) - rm
+    take = np.clip(domain.radius - used_before, 0.0, rm)
+    knap = A @ x0 + c + np.sum(g * take, axis=1)
+    return np.minimum(knap, box_max)
+
+
+def linear_min(A: np.ndarray, c: np.ndarray, domain: Box) -> np.ndarray:
+    """``min_{x in domain} A x + c`` row by row."""
+    return -linear_max(-np.atleast_2d(A), -np.asarray(c), domain)

@@ -111,6 +111,6 @@ def logit_difference_upper(bounds: Bounds, i: int, j: int) -> float:
     il, iu = affine_interval(w, b, lo, hi)
     if L == 0:
         return float(iu[0])
-    sl, su = back_substitute(net, L, bounds.lower, bounds.upper, bounds.domain.lower, bounds.domain.upper, w, b)
+    sl, su = back_substitute(net, L, bounds.lower, bounds.upper, bounds.domain, w, b)
     su = widen(sl, su, np.maximum(np.abs(il), np.abs(iu)))[1]
     return float(min(iu[0], su[0]))

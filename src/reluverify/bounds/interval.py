@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ..domain import Box
+from ..domain import Box, L1Box, linear_max, linear_min
 from ..network import Network
 from ..tolerances import BOUND_ABS_WIDENING, BOUND_REL_WIDENING
 from .base import Bounds
@@ -33,6 +33,18 @@ def affine_interval(weight: np.ndarray, bias: np.ndarray, lo: np.ndarray, hi: np
     return widen(centre - spread, centre + spread, magnitude)
 
 
+def first_layer_or_interval(layer, domain: Box, k: int, lo: np.ndarray, hi: np.ndarray) -> tuple:
+    """Interval bounds of layer ``k``; for the first layer over an :class:`L1Box`, the exact range
+    over the L1 ball ∩ box (a fractional knapsack per neuron), widened like every bound."""
+    zl, zu = affine_interval(layer.weight, layer.bias, lo, hi)
+    if k == 0 and isinstance(domain, L1Box):
+        kl = linear_min(layer.weight, layer.bias, domain)
+        ku = linear_max(layer.weight, layer.bias, domain)
+        kl, ku = widen(kl, ku, np.maximum(np.abs(zl), np.abs(zu)))
+        zl, zu = np.maximum(zl, kl), np.minimum(zu, ku)
+    return zl, zu
+
+
 class IntervalBounds:
     """Strategy object: interval bound propagation, layer by layer."""
 
@@ -44,7 +56,7 @@ class IntervalBounds:
         lo, hi = domain.lower, domain.upper
         lowers, uppers = [], []
         for k, layer in enumerate(network.layers):
-            zl, zu = affine_interval(layer.weight, layer.bias, lo, hi)
+            zl, zu = first_layer_or_interval(layer, domain, k, lo, hi)
             if initial is not None:  # never looser than what we were given
                 zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
             lowers.append(zl)

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from ..domain import Box
+from ..domain import Box, L1Box
 from ..network import Network
 from .base import Bounds
-from .interval import affine_interval, widen
+from .interval import first_layer_or_interval, widen
 from .symbolic import back_substitute
 
 
@@ -44,6 +44,26 @@ class _Relaxation:
         self.row_hi = np.zeros(0)
         self.prev_cols = np.arange(n)  # columns holding the previous layer's (nonzero) outputs
         self.prev_idx = np.arange(n)  # their neuron indices in that layer
+        if isinstance(box, L1Box):
+            self._add_l1(box)
+
+    def _add_l1(self, box: L1Box) -> None:
+        """Columns t_i >= |x_i - x0_i| and the row sum(t) <= radius."""
+        n, x0 = box.size, box.center
+        room = np.maximum(box.upper - x0, x0 - box.lower)
+        self.h.addVars(n, np.zeros(n), room)
+        self.col_lo = np.concatenate([self.col_lo, np.zeros(n)])
+        self.col_hi = np.concatenate([self.col_hi, room])
+        eye = np.eye(n)
+        A = np.vstack([np.hstack([eye, -eye]), np.hstack([-eye, -eye]), np.hstack([np.zeros((1, n)), np.ones((1, n))])])
+        rlo = np.full(2 * n + 1, -self.inf)
+        rhi = np.concatenate([x0, -x0, [box.radius]])
+        nz_r, nz_c = np.nonzero(A)
+        starts = np.searchsorted(nz_r, np.arange(A.shape[0]))
+        self.h.addRows(A.shape[0], rlo, rhi, nz_r.size, starts.astype(np.int32), nz_c.astype(np.int32), A[nz_r, nz_c])
+        self.blocks.append((0, 2 * n, A, rlo, rhi))
+        self.row_lo = np.concatenate([self.row_lo, rlo])
+        self.row_hi = np.concatenate([self.row_hi, rhi])
 
     def add_layer(self, weight, bias, lo, hi, relu: bool) -> None:
         """Add a finished layer with pre-activation bounds ``[lo, hi]``."""
@@ -163,9 +183,9 @@ class LPBounds:
         history = []
         last = len(network.layers) - 1
         for k, layer in enumerate(network.layers):
-            zl, zu = affine_interval(layer.weight, layer.bias, h_lo, h_hi)
+            zl, zu = first_layer_or_interval(layer, domain, k, h_lo, h_hi)
             if k > 0:
-                sl, su = back_substitute(network, k, lowers, uppers, lo_in, hi_in)
+                sl, su = back_substitute(network, k, lowers, uppers, domain)
                 sl, su = widen(sl, su, np.maximum(np.abs(zl), np.abs(zu)))
                 zl, zu = np.maximum(zl, sl), np.minimum(zu, su)
             if initial is not None:

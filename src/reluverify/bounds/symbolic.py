@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from ..domain import Box
+from ..domain import Box, linear_max, linear_min
 from ..network import Network
 from .base import Bounds
-from .interval import affine_interval, widen
+from .interval import first_layer_or_interval, widen
 
 
 def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
@@ -45,7 +45,7 @@ def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
     return a_low, a_up, b_up
 
 
-def back_substitute(network: Network, k: int, lowers: list, uppers: list, lo_in: np.ndarray, hi_in: np.ndarray,
+def back_substitute(network: Network, k: int, lowers: list, uppers: list, domain: Box,
                     weight: np.ndarray | None = None, bias: np.ndarray | None = None) -> tuple:
     """Symbolic bounds of layer ``k``'s pre-activations, given bounds of layers ``0..k-1``.
 
@@ -72,9 +72,7 @@ def back_substitute(network: Network, k: int, lowers: list, uppers: list, lo_in:
         c_lo = c_lo + D_lo @ prev.bias
         A_up = D_up @ prev.weight
         A_lo = D_lo @ prev.weight
-    upper = np.maximum(A_up, 0) @ hi_in + np.minimum(A_up, 0) @ lo_in + c_up
-    lower = np.maximum(A_lo, 0) @ lo_in + np.minimum(A_lo, 0) @ hi_in + c_lo
-    return lower, upper
+    return linear_min(A_lo, c_lo, domain), linear_max(A_up, c_up, domain)
 
 
 class SymbolicBounds:
@@ -89,9 +87,9 @@ class SymbolicBounds:
         lo_in, hi_in = domain.lower, domain.upper
         h_lo, h_hi = lo_in, hi_in
         for k, layer in enumerate(network.layers):
-            zl, zu = affine_interval(layer.weight, layer.bias, h_lo, h_hi)
+            zl, zu = first_layer_or_interval(layer, domain, k, h_lo, h_hi)
             if k > 0:
-                sl, su = back_substitute(network, k, lowers, uppers, lo_in, hi_in)
+                sl, su = back_substitute(network, k, lowers, uppers, domain)
                 # rounding slack scaled by the interval magnitude of the same neuron
                 mag = np.maximum(np.abs(zl), np.abs(zu))
                 sl, su = widen(sl, su, mag)

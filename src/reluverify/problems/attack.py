@@ -73,3 +73,92 @@ def pgd_attack(
         x = np.clip(x + step * np.sign(grad), lo, hi)
         step *= 0.93
     return best_x, best_gap
+
+
+def _success_gap(network: Network, x: np.ndarray, c: int, target: int | None) -> float:
+    out = network.forward(x)
+    if target is None:
+        return float(np.max(np.delete(out, c)) - out[c])
+    return float(out[target] - np.max(np.delete(out, target)))
+
+
+def shrink_to_boundary(network: Network, x0: np.ndarray, x: np.ndarray, c: int, target: int | None,
+                       margin: float, iters: int = 40) -> np.ndarray:
+    """Smallest ``t`` in (0, 1] (by bisection) with ``x0 + t (x - x0)`` still successful by ``margin``."""
+    if _success_gap(network, x, c, target) < margin:
+        return x
+    lo_t, hi_t = 0.0, 1.0
+    for _ in range(iters):
+        mid = 0.5 * (lo_t + hi_t)
+        if _success_gap(network, x0 + mid * (x - x0), c, target) >= margin:
+            hi_t = mid
+        else:
+            lo_t = mid
+    return x0 + hi_t * (x - x0)
+
+
+def l1_attack(network: Network, x0: np.ndarray, c: int, box: Box, *, target: int | None = None,
+              margin: float = 1e-4, max_changes: int | None = None) -> np.ndarray | None:
+    """A greedy sparse attack: repeatedly push the input value with the largest first-order gain
+    to its bound until the class changes, then shrink the whole change back to the boundary.
+    Returns a candidate point (still to be checked) or None. Gives an incumbent for L1/L0 problems."""
+    if network.layers[-1].activation != "linear":
+        return None
+    x = x0.copy()
+    n = x.size
+    saturated = np.zeros(n, dtype=bool)
+    limit = n if max_changes is None else max_changes
+    for _ in range(limit):
+        out = network.forward(x)
+        if target is None:
+            masked = out.copy()
+            masked[c] = -np.inf
+            i_best = int(np.argmax(masked))
+            gap = out[i_best] - out[c]
+            _, g = gap_gradient(network, x[None, :], np.array([i_best]), c)
+        else:
+            others = out.copy()
+            others[target] = -np.inf
+            j = int(np.argmax(others))
+            gap = out[target] - out[j]
+            _, g = gap_gradient(network, x[None, :], np.array([target]), j)
+        if gap >= margin:
+            return shrink_to_boundary(network, x0, x, c, target, margin)
+        g = g[0]
+        room = np.where(g > 0, box.upper - x, x - box.lower)
+        score = np.abs(g) * room
+        score[saturated] = -1.0
+        i = int(np.argmax(score))
+        if score[i] <= 0:
+            return None
+        x[i] = box.upper[i] if g[i] > 0 else box.lower[i]
+        saturated[i] = True
+    if _success_gap(network, x, c, target) >= margin:
+        return shrink_to_boundary(network, x0, x, c, target, margin)
+    return None
+
+
+def linf_attack(network: Network, x0: np.ndarray, c: int, box: Box, *, target: int | None = None,
+                margin: float = 1e-4, iters: int = 12) -> np.ndarray | None:
+    """Bisection on the L-inf radius with :func:`pgd_attack`; returns the smallest-radius success."""
+    width = float(np.max(np.maximum(box.upper - x0, x0 - box.lower)))
+    if width <= 0:
+        return None
+
+    def attempt(eps):
+        ball = Box(np.maximum(box.lower, x0 - eps), np.minimum(box.upper, x0 + eps))
+        cand, gap = pgd_attack(network, x0, c, ball, target=target, steps=40, restarts=3)
+        return cand if gap >= margin and _success_gap(network, cand, c, target) >= margin else None
+
+    best = attempt(width)
+    if best is None:
+        return None
+    lo_e, hi_e = 0.0, float(np.max(np.abs(best - x0)))
+    for _ in range(iters):
+        mid = 0.5 * (lo_e + hi_e)
+        cand = attempt(mid)
+        if cand is None:
+            lo_e = mid
+        else:
+            best, hi_e = cand, float(np.max(np.abs(cand - x0)))
+    return best
