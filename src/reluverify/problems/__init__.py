@@ -2,5 +2,10 @@
 
 from .adversarial import AdversarialModel, max_confidence, minimal_distortion, verify_robustness
 from .inference import build_inference_model, infer
+from .prototype import class_prototype
+from .universal import UniversalModel, UniversalResult, universal_perturbation
 
-__all__ = ["AdversarialModel", "build_inference_model", "infer", "max_confidence", "minimal_distortion", "verify_robustness"]
+__all__ = [
+    "AdversarialModel", "UniversalModel", "UniversalResult", "build_inference_model", "class_prototype",
+    "infer", "max_confidence", "minimal_distortion", "universal_perturbation", "verify_robustness",
+]

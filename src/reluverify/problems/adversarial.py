@@ -23,7 +23,7 @@ import pyomo.environ as pyo
 from ..bounds import compute_bounds
 from ..bounds.base import logit_difference_upper
 from ..check import check_witness, class_gap, distances, target_gap
-from ..domain import Box, Perturbation, check_norm
+from ..domain import Box, L1Box, Perturbation, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Layer, Network
@@ -32,7 +32,7 @@ from ..solve import _check_name, solve
 from ..tolerances import (
     BUDGET_CHECK_TOLERANCE, DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES,
 )
-from .attack import pgd_attack
+from .attack import l1_attack, linf_attack, pgd_attack
 
 SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the largest logit
 
@@ -89,12 +89,19 @@ class AdversarialModel:
     Exposed so that users can add their own constraints before solving (``.model``, ``.net``).
     """
 
-    def __init__(self, network: Network, x0: np.ndarray, perturbation: Perturbation, norms=(), bound_method="interval"):
+    def __init__(self, network: Network, x0: np.ndarray, perturbation: Perturbation, norms=(), bound_method="interval",
+                 domain: Box | None = None):
         self.network = network
         self.x0 = x0
         self.pert = perturbation
         self.box = perturbation.box(x0)
-        self.bounds = compute_bounds(network, self.box, bound_method)
+        if domain is not None:  # a smaller domain (e.g. an L1 ball of the best distance so far)
+            self.box = Box(np.maximum(self.box.lower, domain.lower), np.minimum(self.box.upper, domain.upper))
+            if isinstance(domain, L1Box):
+                domain = L1Box(self.box.lower, self.box.upper, center=domain.center, radius=domain.radius)
+            else:
+                domain = self.box
+        self.bounds = compute_bounds(network, domain if domain is not None else self.box, bound_method)
         self.model = pyo.ConcreteModel(name="adversarial")
         self.net = add_network(self.model, network, self.bounds)
         self.xs = self.net.inputs
@@ -211,8 +218,8 @@ class AdversarialModel:
             return f"{d['l0']} values changed, more than the limit {p.l0_limit}"
         return None
 
-    def solve(self, solver, time_limit, threads, mip_gap=None) -> SolveResult:
-        return solve(self.model, solver, time_limit=time_limit, threads=threads, mip_gap=mip_gap)
+    def solve(self, solver, time_limit, threads, mip_gap=None, emphasis=None) -> SolveResult:
+        return solve(self.model, solver, time_limit=time_limit, threads=threads, mip_gap=mip_gap, emphasis=emphasis)
 
 
 class _Clock:
@@ -262,7 +269,8 @@ def minimal_distortion(
     criterion: str = "margin",
     relu_outputs: bool = False,
     keras_model=None,
-    bound_method="interval",
+    bound_method="symbolic",
+    attack: bool = True,
 ) -> AdversarialResult:
     """The smallest change of ``x`` (in ``norm``) that changes the network's class.
 
@@ -271,8 +279,13 @@ def minimal_distortion(
     (``out_j >= out_c``) so that its bound is a **certified radius** (``lower_bound``: no input
     closer than it changes the class); the reported example beats the true class by ``margin``
     in a float64 forward pass, and its ``distance`` is recomputed from it. ``perturbation`` adds
-    limits (valid box, L-inf cap, L0 limit, mask). Untargeted problems are solved as one MILP per
-    wrong class, each cut off at the best distance found so far.
+    limits (valid box, L-inf cap, L0 limit, mask).
+
+    How: a cheap gradient attack gives a first example (``attack=False`` skips it); its distance
+    ``r`` restricts the domain (the L1 or L-inf ball of radius ``r`` inside the box) before bounds
+    are computed; then one MILP per wrong class, each over the ball of the best distance found so
+    far (re-tightened as better examples appear), with wrong classes the bounds already rule out
+    skipped.
 
     ``criterion="seed_ratio"`` and ``relu_outputs=True`` reproduce the course notebook
     (true logit <= 0.95 x the largest, ReLU on the logits); they are not the default.
@@ -292,9 +305,7 @@ def minimal_distortion(
     pert = perturbation or Perturbation()
     clock = _Clock(time_limit)
     res = _result(net, x0, c, logits, "minimal_distortion", norm, target=t)
-    adv = AdversarialModel(net, x0, pert, norms=(norm,), bound_method=bound_method)
-    res.bounds_summary = adv.bounds.summary()
-    adv.set_objective(adv.dist[norm])
+    box = pert.box(x0)
 
     # a point that is already misclassified needs no change
     already = (t is None and class_gap(logits, c) > 0) or (t is not None and target_gap(logits, t) > 0)
@@ -304,23 +315,59 @@ def minimal_distortion(
         res.message = "the input is already not classified as the given label"
         return res
 
-    def criterion_fn(m):
-        if criterion == "seed_ratio":
-            def ok(lg):
-                mx = float(np.max(lg))
-                return (lg[c] <= SEED_RATIO * mx and int(np.argmax(lg)) != c), mx * SEED_RATIO - lg[c]
-            return ok
-        return None
+    crit = None
+    if criterion == "seed_ratio":
+        def crit(lg):
+            mx = float(np.max(lg))
+            return (lg[c] <= SEED_RATIO * mx and int(np.argmax(lg)) != c), mx * SEED_RATIO - lg[c]
+
+    probe = AdversarialModel.__new__(AdversarialModel)  # budget checks without a model
+    probe.x0, probe.pert, probe.box = x0, pert, box
+
+    def verified(point):
+        return check_witness(net, point, domain=box, original_class=c, target=t, margin=margin,
+                             criterion=crit, keras_model=keras_model, extra=probe.budget_problem)
+
+    best_x, best_d = None, math.inf
+    notes = []
+    if attack and criterion == "margin" and net.layers[-1].activation == "linear":
+        cand = (linf_attack if norm == "linf" else l1_attack)(net, x0, c, box, target=t, margin=margin)
+        if cand is not None:
+            cand = np.clip(cand, box.lower, box.upper)
+            if verified(cand).ok:
+                best_x, best_d = cand, distances(cand, x0)[norm]
+                notes.append(f"gradient attack: {norm} distance {best_d:.6g}")
 
     targets = [t] if t is not None else [j for j in np.argsort(-logits).tolist() if j != c]
-    best_x, best_d = None, math.inf
+    if best_x is not None and t is None:  # the attack's class first: its MILP is the likeliest optimum
+        lg = net.forward(best_x)
+        lg[c] = -np.inf
+        adv_cls = int(np.argmax(lg))
+        targets.remove(adv_cls)
+        targets.insert(0, adv_cls)
     lower = []  # per target: proven lower bound on its distance
-    notes = []
+    summaries = []
+    def pairs_for(j):
+        return [(j, c)] if t is None else [(t, k) for k in range(net.n_outputs) if k != t]
+
+    unfinished = []  # targets whose MILP gave no proof: certified afterwards from bounds alone
     for j in targets:
         if clock.expired():
             lower.append(0.0)
+            unfinished.append((len(lower) - 1, j))
             notes.append(f"class {j}: not tried (time limit)")
             continue
+        radius = best_d if best_x is not None else None
+        domain = None if radius is None or norm == "l0" else _ball(x0, box, norm, radius)
+        adv = AdversarialModel(net, x0, pert, norms=(norm,), bound_method=bound_method, domain=domain)
+        summaries.append(adv.bounds.summary())
+        if criterion == "margin" and net.layers[-1].activation == "linear":
+            if any(logit_difference_upper(adv.bounds, a, b) < 0 for a, b in pairs_for(j)):
+                # no input within the current radius reaches class j
+                lower.append(radius if radius is not None else math.inf)
+                notes.append(f"class {j}: ruled out by bounds")
+                continue
+        adv.set_objective(adv.dist[norm])
         milp_margin = 0.0
         lb_j = None
         for attempt in range(WITNESS_RETRIES + 1):
@@ -349,8 +396,7 @@ def minimal_distortion(
                 break
             cand = _repair(adv, net, adv.point(), c, t, margin, criterion)
             chk = check_witness(net, cand, domain=adv.box, original_class=c, target=t, margin=margin,
-                                criterion=criterion_fn(None), keras_model=keras_model, extra=adv.budget_problem)
-            res.checks = {"forward": chk.ok, "keras": chk.keras_ok, "reason": chk.reason}
+                                criterion=crit, keras_model=keras_model, extra=adv.budget_problem)
             if chk.ok:
                 d = distances(cand, x0)[norm]
                 if d < best_d:
@@ -361,11 +407,19 @@ def minimal_distortion(
             if criterion != "margin" or clock.expired():
                 break
         lower.append(lb_j if lb_j is not None else 0.0)
-    adv.set_cutoff(norm, None)
-    lb = min(lower) if lower else 0.0
+        if lb_j is None or (best_x is not None and lb_j < best_d and res.solves[-1].status != Status.OPTIMAL):
+            unfinished.append((len(lower) - 1, j))
+    if criterion == "margin" and norm in ("l1", "linf"):
+        for pos, j in unfinished:
+            r_max = best_d if best_x is not None else float(np.max(box.upper - box.lower)) * (box.size if norm == "l1" else 1)
+            r = bounds_certified_radius(net, x0, box, norm, pairs_for(j), r_max, bound_method)
+            if r > lower[pos]:
+                lower[pos] = r
+    lb = min(lower) if lower else (0.0 if best_x is None else best_d)
     if norm == "l0" and math.isfinite(lb):
         lb = float(math.ceil(lb - 1e-6))
     res.lower_bound = lb
+    res.bounds_summary = summaries[-1] if summaries else ""
     res.time_s = clock.elapsed()
     if best_x is not None:
         _fill_witness(res, net, best_x, norm)
@@ -373,7 +427,7 @@ def minimal_distortion(
         res.checks = {"forward": True, "keras": None if keras_model is None else True}
         gap = res.distance - lb
         res.message = ("optimal" if gap <= 1e-4 * max(1.0, res.distance) else f"best found; gap to the proven bound {gap:.3g}")
-    elif all(s.status == Status.INFEASIBLE for s in res.solves) and len(res.solves) >= len(targets):
+    elif lower and all(v == math.inf for v in lower):
         res.verdict = Verdict.ROBUST
         res.message = "no allowed change of the input changes its class (solver proof)"
     else:
@@ -382,6 +436,37 @@ def minimal_distortion(
     if notes:
         res.message += "; " + "; ".join(notes)
     return res
+
+
+def _ball(x0: np.ndarray, box: Box, norm: str, radius: float) -> Box:
+    if norm == "l1":
+        return L1Box.around(x0, radius, box)
+    return Box(np.maximum(box.lower, x0 - radius), np.minimum(box.upper, x0 + radius))
+
+
+def bounds_certified_radius(network: Network, x0: np.ndarray, box: Box, norm: str, pairs, r_max: float,
+                            bound_method="symbolic", iters: int = 14) -> float:
+    """The largest radius (found by bisection, at most ``r_max``) of an L1/L-inf ball around ``x0``
+    over which sound bounds prove ``out_a - out_b < 0`` for every ``(a, b)`` in ``pairs``: a
+    certified lower bound on the distance to any input where one of the pairs is reversed. Cheap
+    (no MILP); used for classes the MILPs could not finish."""
+    if norm not in ("l1", "linf") or network.layers[-1].activation != "linear" or not (r_max > 0):
+        return 0.0
+
+    def safe(r):
+        b = compute_bounds(network, _ball(x0, box, norm, r), bound_method)
+        return all(logit_difference_upper(b, a, c) < 0 for a, c in pairs)
+
+    if safe(r_max):
+        return float(r_max)
+    lo, hi = 0.0, float(r_max)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if safe(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _repair(adv: AdversarialModel, net: Network, x: np.ndarray, c: int, t, margin: float, criterion: str) -> np.ndarray:
@@ -488,23 +573,33 @@ def verify_robustness(
         return res
 
     adv = AdversarialModel(network, x0, pert, bound_method=bound_method)
-    adv.set_objective(0.0)
+    out = adv.net.outputs
     undecided = []
     for j in open_targets:
         if clock.expired():
             undecided.append(j)
             continue
         decided = False
-        for milp_margin in (-VERIFY_SLACK, DEFAULT_MARGIN):
+        # 1. out_j >= out_c - slack: infeasible proves class j unreachable; 2. a counterexample by
+        # DEFAULT_MARGIN; 3. if none (or rejected), the largest gap: a real counterexample may beat
+        # class c by less than DEFAULT_MARGIN, and the feasibility MILPs cannot find it.
+        for step, milp_margin in enumerate((-VERIFY_SLACK, DEFAULT_MARGIN, -VERIFY_SLACK)):
             adv.set_goal([adv.gap_expr(j, c, milp_margin)])
-            sres = adv.solve(solver, clock.left(), threads)
+            if step == 2:
+                adv.set_objective(linear_expr([1.0, -1.0], [out[j], out[c]]), sense=pyo.maximize)
+            else:
+                adv.set_objective(0.0)
+            sres = adv.solve(solver, clock.left(), threads, emphasis="proof" if step < 2 else None)
             res.solves.append(sres)
             if sres.status == Status.INFEASIBLE:
-                decided = milp_margin < 0  # infeasible with the slack: a proof for class j
+                if step == 0:
+                    decided = True  # infeasible with the slack: a proof for class j
+                    break
+            elif not sres.has_solution:
                 break
-            if sres.has_solution and accept(adv.point(), f"MILP (class {j})"):
+            elif accept(adv.point(), f"MILP (class {j})"):
                 return res
-            if not sres.has_solution or clock.expired():
+            if clock.expired():
                 break
         if not decided:
             undecided.append(j)
@@ -596,6 +691,10 @@ def max_confidence(
 
     milp_margin = need
     for attempt in range(WITNESS_RETRIES + 1):
+        if clock.expired():  # building the model may use up a short time limit
+            if attempt == 0:
+                res.message = "time limit reached before the solver could run"
+            break
         rows = [adv.gap_expr(t, k, milp_margin) for k in range(K) if k != t] if require_target_wins else []
         adv.set_goal(rows)
         sres = adv.solve(solver, clock.left(), threads, mip_gap)
@@ -625,9 +724,9 @@ def max_confidence(
             break
         res.verdict = Verdict.UNKNOWN
         res.message = f"witness rejected: {chk.reason}"
-        milp_margin = max(need, 1e-6) * MARGIN_GROWTH ** (attempt + 1)
-        if clock.expired():
-            break
+        # an optimum on the margin row often misses it by rounding (1e-17): grow the margin from a
+        # hair above ``need`` (1e-6, 1e-4, 1e-2), so the retry loses almost nothing of the objective
+        milp_margin = need + 1e-6 * MARGIN_GROWTH ** (2 * attempt)
     if res.objective_bound is not None and res.objective is not None:
         res.objective_bound = max(res.objective_bound, res.objective)
     res.time_s = clock.elapsed()
