@@ -19,6 +19,14 @@ def test_demo_runs_and_matches(tmp_path):
     assert "MISMATCH" not in proc.stdout
     png = out / "test-image-3.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the minimal-change attack: found, re-checked, with a proven lower bound no larger than the distance
+    assert "verdict: found" in proc.stdout and "re-checked by a float64 forward pass" in proc.stdout
+    line = next(l for l in proc.stdout.splitlines() if "total change (L1)" in l)
+    dist = float(line.split("total change (L1)")[1].split(",")[0])
+    bound = float(proc.stdout.split("no change with L1 below")[1].split()[0])
+    assert 0 < bound <= dist + 1e-9
+    fig = out / "adversarial-l1-3.png"
+    assert fig.exists() and fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_reports_typed_errors(tmp_path):
