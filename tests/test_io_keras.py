@@ -479,3 +479,21 @@ def test_importing_reluverify_io_does_not_import_keras():
     env["PYTHONPATH"] = os.pathsep.join(sorted(roots) + [env.get("PYTHONPATH", "")])
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_missing_keras_is_a_typed_error(monkeypatch):
+    import builtins
+
+    from reluverify.errors import MissingDependencyError
+    from reluverify.io import keras as keras_io
+
+    real_import = builtins.__import__
+
+    def no_keras(name, *args, **kwargs):
+        if name == "keras" or name.startswith("keras."):
+            raise ImportError("No module named 'keras'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_keras)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'reluverify\[keras\]'"):
+        keras_io._import_keras()

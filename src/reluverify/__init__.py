@@ -14,6 +14,7 @@ from .errors import (
     DatasetError,
     InputError,
     LicenseLimitError,
+    MissingDependencyError,
     ModelFileError,
     NetworkError,
     ReluVerifyError,
@@ -40,7 +41,7 @@ def from_keras(model, **kwargs) -> Network:
 
 __all__ = [
     "Box", "Bounds", "DatasetError", "InferenceResult", "InputError", "Layer", "LicenseLimitError",
-    "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
+    "MissingDependencyError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",
     "UnsupportedLayerError", "add_network", "available_solvers", "build_inference_model",
     "compute_bounds", "from_keras", "infer", "interval_bounds", "solve",

@@ -46,3 +46,7 @@ class LicenseLimitError(ReluVerifyError):
 
 class SolveError(ReluVerifyError):
     """The solver failed in a way that leaves no usable answer (crash, unexpected status)."""
+
+
+class MissingDependencyError(ReluVerifyError, ImportError):
+    """An optional package needed for this call (Keras, mlxtend, matplotlib ...) is not installed."""

@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 
-from ..errors import ModelFileError, NetworkError, UnsupportedLayerError
+from ..errors import MissingDependencyError, ModelFileError, NetworkError, UnsupportedLayerError
 from ..network import Layer, Network
 
 __all__ = ["from_keras"]
@@ -66,13 +66,13 @@ def _import_keras():
     try:
         import keras  # noqa: PLC0415  (deliberately lazy)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "reluverify.io.from_keras needs Keras 3 (e.g. `pip install tensorflow` or "
-            f"`pip install keras`); importing it failed: {exc}"
+        raise MissingDependencyError(
+            "reluverify.io.from_keras needs Keras 3: `pip install 'reluverify[keras]'` (tensorflow-cpu); "
+            f"importing it failed: {exc}"
         ) from exc
     major = int(str(getattr(keras, "__version__", "0")).split(".")[0] or 0)
     if major < 3:  # pragma: no cover - depends on the environment
-        raise ImportError(
+        raise MissingDependencyError(
             f"reluverify.io.from_keras needs Keras 3, found keras {keras.__version__}; "
             "upgrade with `pip install -U keras` (or tensorflow>=2.16)"
         )
