@@ -77,6 +77,8 @@ def check_witness(
     problem-specific limits (budgets). With ``keras_model`` the source model must agree.
     """
     x_adv = np.asarray(x_adv, dtype=np.float64).ravel()
+    if x_adv.size != domain.size:  # else a 1-value point broadcasts through ``domain.contains``
+        return WitnessCheck(False, f"the point has {x_adv.size} values but the domain has {domain.size}")
     if not np.all(np.isfinite(x_adv)):
         return WitnessCheck(False, "the point has NaN or infinite values")
     if not domain.contains(x_adv):
