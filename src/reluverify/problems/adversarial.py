@@ -219,6 +219,8 @@ class AdversarialModel:
         return None
 
     def solve(self, solver, time_limit, threads, mip_gap=None, emphasis=None) -> SolveResult:
+        if time_limit is not None and time_limit <= 0.01:  # the clock ran out while building
+            return SolveResult(Status.TIME_LIMIT, solver, 0.0, message="no time left for the solver")
         return solve(self.model, solver, time_limit=time_limit, threads=threads, mip_gap=mip_gap, emphasis=emphasis)
 
 
@@ -379,7 +381,8 @@ def minimal_distortion(
                 rows = [adv.gap_expr(t, k, milp_margin) for k in range(net.n_outputs) if k != t]
             adv.set_goal(rows)
             adv.set_cutoff(norm, best_d if best_x is not None else None)
-            sres = adv.solve(solver, clock.left(), threads, mip_gap)
+            # with an incumbent in hand the MILP's job is the proof (see solve.PROOF_EMPHASIS)
+            sres = adv.solve(solver, clock.left(), threads, mip_gap, emphasis="proof" if best_x is not None else None)
             res.solves.append(sres)
             if attempt == 0:  # the exact-boundary MILP gives the sound bound
                 if sres.status == Status.INFEASIBLE:

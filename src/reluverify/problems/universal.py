@@ -631,7 +631,7 @@ def universal_perturbation(
             um.set_margin(milp_margin)
             cutoff = None if best is None else (best["n"] + 1 if mode == "max_fooled" else best["distance"])
             um.set_cutoff(cutoff)
-            sres = solve(um.model, solver, time_limit=clock.left(), threads=threads)
+            sres = solve(um.model, solver, time_limit=None if clock.left() is None else max(clock.left(), 0.05), threads=threads)
             res.solves.append(sres)
             if attempt == 0:
                 if sres.status == Status.INFEASIBLE:
