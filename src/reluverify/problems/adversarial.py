@@ -480,10 +480,23 @@ def _repair(adv: AdversarialModel, net: Network, x: np.ndarray, c: int, t, margi
     if gap_of(net.forward(x)) >= max(margin, 1e-300):
         return x
     d = x - adv.x0
+    need = max(margin, 1e-300)
+
+    def scaled(s):
+        return adv.fit_budget(np.clip(adv.x0 + d * (1 + s), adv.box.lower, adv.box.upper))
+
+    prev = 0.0
     for s in (1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2):
-        y = adv.fit_budget(np.clip(adv.x0 + d * (1 + s), adv.box.lower, adv.box.upper))
-        if gap_of(net.forward(y)) >= max(margin, 1e-300):
-            return y
+        if gap_of(net.forward(scaled(s))) >= need:
+            lo, hi = prev, s  # bisect for the smallest scaling that still passes
+            for _ in range(30):
+                mid = 0.5 * (lo + hi)
+                if gap_of(net.forward(scaled(mid))) >= need:
+                    hi = mid
+                else:
+                    lo = mid
+            return scaled(hi)
+        prev = s
     return x
 
 
