@@ -89,7 +89,7 @@ class AdversarialModel:
     Exposed so that users can add their own constraints before solving (``.model``, ``.net``).
     """
 
-    def __init__(self, network: Network, x0: np.ndarray, perturbation: Perturbation, norms=(), bound_method="interval",
+    def __init__(self, network: Network, x0: np.ndarray, perturbation: Perturbation, norms=(), bound_method="symbolic",
                  domain: Box | None = None):
         self.network = network
         self.x0 = x0
@@ -513,7 +513,7 @@ def verify_robustness(
     time_limit: float | None = 120.0,
     threads: int | None = None,
     keras_model=None,
-    bound_method="interval",
+    bound_method="symbolic",
     attack: bool = True,
 ) -> AdversarialResult:
     """Prove that no input within ``eps`` of ``x`` (in ``norm``, inside the valid box) changes the
@@ -648,7 +648,7 @@ def max_confidence(
     mip_gap: float | None = None,
     margin: float = DEFAULT_MARGIN,
     keras_model=None,
-    bound_method="interval",
+    bound_method="symbolic",
 ) -> AdversarialResult:
     """Maximise ``target``'s logit (``objective="logit"``) or its margin over every other class
     (``"margin"``) over the changes of ``x`` within ``budget`` (in ``budget_norm``) and the limits
