@@ -410,7 +410,9 @@ def minimal_distortion(
             if criterion != "margin" or clock.expired():
                 break
         lower.append(lb_j if lb_j is not None else 0.0)
-        if lb_j is None or (best_x is not None and lb_j < best_d and res.solves[-1].status != Status.OPTIMAL):
+        # no proof from the MILP (time limit, error, or a solver that reports no dual bound, as CBC
+        # sometimes does): certify what sound bounds alone can, below
+        if lb_j is None or (best_x is not None and lb_j < best_d and res.solves[-1].status != Status.OPTIMAL) or lb_j == 0.0:
             unfinished.append((len(lower) - 1, j))
     if criterion == "margin" and norm in ("l1", "linf"):
         for pos, j in unfinished:
