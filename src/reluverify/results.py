@@ -117,7 +117,7 @@ class AdversarialResult:
 
     def summary(self) -> str:
         parts = [f"{self.problem}: {self.verdict}"]
-        if self.distance is not None:
+        if self.distance is not None and self.norm:
             parts.append(f"{self.norm} distance {self.distance:.6g}")
         if self.lower_bound is not None:
             parts.append(f"proven lower bound {self.lower_bound:.6g}")

@@ -680,7 +680,9 @@ def max_confidence(
         need = max(need, math.log((K - 1) * p / (1 - p)))
     clock = _Clock(time_limit)
     res = _result(network, x0, c, logits, "max_confidence", pert.budget_norm if pert.budget is not None else None, target=t)
-    adv = AdversarialModel(network, x0, pert, bound_method=bound_method)
+    # an L1 budget is an L1 ball: bounds over it (knapsack first layer) are far tighter than the box's
+    l1_ball = _ball(x0, pert.box(x0), "l1", pert.budget) if pert.budget is not None and pert.budget_norm == "l1" else None
+    adv = AdversarialModel(network, x0, pert, bound_method=bound_method, domain=l1_ball)
     res.bounds_summary = adv.bounds.summary()
     out = adv.net.outputs
     m = adv.model
