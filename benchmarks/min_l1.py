@@ -81,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--solvers", default="highs,cbc,gurobi")
-    ap.add_argument("--bound-method", default="interval", help="library default: interval")
+    ap.add_argument("--bound-method", default="symbolic", help="library default: symbolic")
     ap.add_argument("--out-dir", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     command = "python benchmarks/min_l1.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
