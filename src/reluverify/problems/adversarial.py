@@ -70,6 +70,17 @@ def _check_target(network, target, c):
     return t
 
 
+def _finite_nonnegative(value, what: str) -> float:
+    """``float(value)`` when it is a finite number >= 0, else a typed error naming ``what``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a finite number >= 0, got {value!r}") from None
+    if not np.isfinite(v) or v < 0:
+        raise InputError(f"{what} must be a finite number >= 0, got {value}")
+    return v
+
+
 def _check_time(time_limit):
     if time_limit is not None and not (float(time_limit) > 0):
         raise InputError(f"time_limit must be positive (seconds), got {time_limit}")

@@ -25,7 +25,7 @@ from ..network import Network
 from ..results import AdversarialResult, Status, Verdict
 from ..solve import _check_name
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
-from .adversarial import AdversarialModel, _check_time, _class_index, _Clock, _fill_witness
+from .adversarial import AdversarialModel, _check_time, _class_index, _finite_nonnegative, _Clock, _fill_witness
 from .universal import _project_l1
 
 OBJECTIVES = ("margin", "logit")
@@ -126,20 +126,10 @@ def class_prototype(
     norm = check_norm(norm)
     if norm not in ("l1", "linf"):
         raise InputError(f"the prototype's budget supports the norms 'l1' and 'linf', got {norm!r}")
-    try:
-        margin = float(margin)
-    except (TypeError, ValueError):
-        raise InputError(f"margin must be a finite number >= 0, got {margin!r}") from None
-    if not np.isfinite(margin) or margin < 0:
-        raise InputError(f"margin must be a finite number >= 0, got {margin}")
+    margin = _finite_nonnegative(margin, "margin")
     t = _class_index(network, cls, "cls")
     if budget is not None:
-        try:
-            b = float(budget)
-        except (TypeError, ValueError):
-            raise InputError(f"budget must be a positive number, got {budget!r}") from None
-        if not np.isfinite(b) or b < 0:
-            raise InputError(f"budget must be a finite number >= 0, got {budget}")
+        b = _finite_nonnegative(budget, "budget")
         if reference is None:
             raise InputError("a budget is measured from a reference image; pass reference= as well")
         budget = b  # 0 is refused by Perturbation with its own message

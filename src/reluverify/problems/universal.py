@@ -48,7 +48,7 @@ from ..network import Network
 from ..results import Status, Verdict
 from ..solve import _check_name, solve
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
-from .adversarial import _check_time, _class_index, _Clock
+from .adversarial import _check_time, _class_index, _Clock, _finite_nonnegative
 
 MODES = ("max_fooled", "all")
 # added to every big-M constant: a larger M only loosens the row, so this is always sound, and it
@@ -538,20 +538,10 @@ def universal_perturbation(
         raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     _check_name(solver)
     _check_time(time_limit)
-    try:
-        margin = float(margin)
-    except (TypeError, ValueError):
-        raise InputError(f"margin must be a finite number >= 0, got {margin!r}") from None
-    if not np.isfinite(margin) or margin < 0:
-        raise InputError(f"margin must be a finite number >= 0, got {margin}")
+    margin = _finite_nonnegative(margin, "margin")
     eps = _positive(eps, "eps")
     if budget is not None:
-        try:
-            b = float(budget)
-        except (TypeError, ValueError):
-            raise InputError(f"budget must be a positive number, got {budget!r}") from None
-        if not np.isfinite(b) or b < 0:
-            raise InputError(f"budget must be a finite number >= 0, got {budget}")
+        b = _finite_nonnegative(budget, "budget")
         if b == 0:
             raise InputError("budget 0 allows no change at all; give a positive budget")
         budget = b
