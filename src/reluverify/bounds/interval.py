@@ -45,6 +45,13 @@ def first_layer_or_interval(layer, domain: Box, k: int, lo: np.ndarray, hi: np.n
     return zl, zu
 
 
+def activation_range(layer, zl: np.ndarray, zu: np.ndarray) -> tuple:
+    """Bounds of a layer's output from bounds ``[zl, zu]`` of its pre-activation."""
+    if layer.activation == "relu":
+        return np.maximum(zl, 0.0), np.maximum(zu, 0.0)
+    return zl, zu
+
+
 class IntervalBounds:
     """Strategy object: interval bound propagation, layer by layer."""
 
@@ -61,10 +68,7 @@ class IntervalBounds:
                 zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
             lowers.append(zl)
             uppers.append(zu)
-            if layer.activation == "relu":
-                lo, hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
-            else:
-                lo, hi = zl, zu
+            lo, hi = activation_range(layer, zl, zu)
         bounds = Bounds(network, domain, lowers, uppers, method=self.name)
         bounds.time_s = time.perf_counter() - t0
         bounds.history.append((self.name, bounds.n_unstable, bounds.time_s))

@@ -20,8 +20,8 @@ import numpy as np
 from ..domain import Box, L1Box
 from ..network import Network
 from .base import Bounds
-from .interval import first_layer_or_interval, widen
-from .symbolic import back_substitute
+from .interval import activation_range, widen
+from .symbolic import symbolic_layer
 
 
 class _Relaxation:
@@ -175,21 +175,14 @@ class LPBounds:
     def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:
         domain.check_size(network.n_inputs)
         t0 = time.perf_counter()
-        lo_in, hi_in = domain.lower, domain.upper
         lowers, uppers = [], []
-        h_lo, h_hi = lo_in, hi_in
+        h_lo, h_hi = domain.lower, domain.upper
         relax = _Relaxation(domain)
         n_lp = 0
         history = []
         last = len(network.layers) - 1
         for k, layer in enumerate(network.layers):
-            zl, zu = first_layer_or_interval(layer, domain, k, h_lo, h_hi)
-            if k > 0:
-                sl, su = back_substitute(network, k, lowers, uppers, domain)
-                sl, su = widen(sl, su, np.maximum(np.abs(zl), np.abs(zu)))
-                zl, zu = np.maximum(zl, sl), np.minimum(zu, su)
-            if initial is not None:
-                zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
+            zl, zu = symbolic_layer(network, domain, k, lowers, uppers, h_lo, h_hi, initial)
             tighten = k > 0 and k != last and layer.activation == "relu" and (self.max_layer is None or k <= self.max_layer)
             if tighten:
                 unstable = np.flatnonzero((zl < 0) & (zu > 0))
@@ -211,10 +204,7 @@ class LPBounds:
                 zu = np.maximum(zu, zl)
             lowers.append(zl)
             uppers.append(zu)
-            if layer.activation == "relu":
-                h_lo, h_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
-            else:
-                h_lo, h_hi = zl, zu
+            h_lo, h_hi = activation_range(layer, zl, zu)
             if k != last:
                 relax.add_layer(layer.weight, layer.bias, zl, zu, layer.activation == "relu")
         bounds = Bounds(network, domain, lowers, uppers, method=self.name)

@@ -21,7 +21,7 @@ import numpy as np
 from ..domain import Box, linear_max, linear_min
 from ..network import Network
 from .base import Bounds
-from .interval import first_layer_or_interval, widen
+from .interval import activation_range, first_layer_or_interval, widen
 
 
 def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
@@ -75,6 +75,22 @@ def back_substitute(network: Network, k: int, lowers: list, uppers: list, domain
     return linear_min(A_lo, c_lo, domain), linear_max(A_up, c_up, domain)
 
 
+def symbolic_layer(network: Network, domain: Box, k: int, lowers: list, uppers: list,
+                   h_lo: np.ndarray, h_hi: np.ndarray, initial: Bounds | None = None) -> tuple:
+    """Bounds of layer ``k``'s pre-activations: interval (from the previous layer's output range
+    ``[h_lo, h_hi]``) intersected with back-substitution through layers ``0..k-1``."""
+    layer = network.layers[k]
+    zl, zu = first_layer_or_interval(layer, domain, k, h_lo, h_hi)
+    if k > 0:
+        sl, su = back_substitute(network, k, lowers, uppers, domain)
+        # rounding slack scaled by the interval magnitude of the same neuron
+        sl, su = widen(sl, su, np.maximum(np.abs(zl), np.abs(zu)))
+        zl, zu = np.maximum(zl, sl), np.minimum(zu, su)
+    if initial is not None:
+        zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
+    return zl, np.maximum(zu, zl)  # guard against crossing by rounding
+
+
 class SymbolicBounds:
     """Strategy object: layer-by-layer back-substitution, intersected with interval bounds."""
 
@@ -84,25 +100,12 @@ class SymbolicBounds:
         domain.check_size(network.n_inputs)
         t0 = time.perf_counter()
         lowers, uppers = [], []
-        lo_in, hi_in = domain.lower, domain.upper
-        h_lo, h_hi = lo_in, hi_in
+        h_lo, h_hi = domain.lower, domain.upper
         for k, layer in enumerate(network.layers):
-            zl, zu = first_layer_or_interval(layer, domain, k, h_lo, h_hi)
-            if k > 0:
-                sl, su = back_substitute(network, k, lowers, uppers, domain)
-                # rounding slack scaled by the interval magnitude of the same neuron
-                mag = np.maximum(np.abs(zl), np.abs(zu))
-                sl, su = widen(sl, su, mag)
-                zl, zu = np.maximum(zl, sl), np.minimum(zu, su)
-            if initial is not None:
-                zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
-            zu = np.maximum(zu, zl)  # guard against crossing by rounding
+            zl, zu = symbolic_layer(network, domain, k, lowers, uppers, h_lo, h_hi, initial)
             lowers.append(zl)
             uppers.append(zu)
-            if layer.activation == "relu":
-                h_lo, h_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
-            else:
-                h_lo, h_hi = zl, zu
+            h_lo, h_hi = activation_range(layer, zl, zu)
         bounds = Bounds(network, domain, lowers, uppers, method=self.name)
         bounds.time_s = time.perf_counter() - t0
         bounds.history.append((self.name, bounds.n_unstable, bounds.time_s))
