@@ -12,16 +12,22 @@ from ..domain import Box
 from ..network import Network
 
 
-def gap_gradient(network: Network, x: np.ndarray, i: np.ndarray, j: int) -> tuple:
-    """Values and input-gradients of ``out_i - out_j`` for a batch ``x`` (one ``i`` per row)."""
-    out, pre = network.forward(x, return_all=True)
-    last = network.layers[-1]
-    g = last.weight[i] - last.weight[j]  # (batch, n_prev)
+def backpropagate(network: Network, pre: list, g: np.ndarray) -> np.ndarray:
+    """Input-gradient of ``g · h`` where ``h`` is the input of the last layer, given the
+    pre-activations ``pre`` of a forward pass (``g`` one row per input of the batch, or one row)."""
     for k in range(len(network.layers) - 2, -1, -1):
         layer = network.layers[k]
         if layer.activation == "relu":
             g = g * (pre[k] > 0)
         g = g @ layer.weight
+    return g
+
+
+def gap_gradient(network: Network, x: np.ndarray, i: np.ndarray, j: int) -> tuple:
+    """Values and input-gradients of ``out_i - out_j`` for a batch ``x`` (one ``i`` per row)."""
+    out, pre = network.forward(x, return_all=True)
+    last = network.layers[-1]
+    g = backpropagate(network, pre, last.weight[i] - last.weight[j])
     rows = np.arange(len(x))
     return out[rows, i] - out[:, j], g
 

@@ -26,6 +26,7 @@ from ..results import AdversarialResult, Status, Verdict
 from ..solve import _check_name
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .adversarial import AdversarialModel, _check_time, _class_index, _finite_nonnegative, _Clock, _fill_witness
+from .attack import backpropagate
 from .universal import _project_l1
 
 OBJECTIVES = ("margin", "logit")
@@ -55,13 +56,7 @@ def _ascent(network: Network, cls: int, x0: np.ndarray, box: Box, budget: float 
         masked[cls] = -np.inf
         j = int(np.argmax(masked))
         last = network.layers[-1]
-        g = last.weight[cls] - (0.0 if use_logit else last.weight[j])
-        for k in range(len(network.layers) - 2, -1, -1):
-            layer = network.layers[k]
-            if layer.activation == "relu":
-                g = g * (pre[k] > 0)
-            g = g @ layer.weight
-        return out, g
+        return out, backpropagate(network, pre, last.weight[cls] - (0.0 if use_logit else last.weight[j]))
 
     best, best_val = None, -np.inf
     for r in range(restarts):

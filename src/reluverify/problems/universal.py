@@ -49,6 +49,7 @@ from ..results import Status, Verdict
 from ..solve import _check_name, solve
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .adversarial import _check_time, _class_index, _Clock, _finite_nonnegative
+from .attack import backpropagate
 
 MODES = ("max_fooled", "all")
 # added to every big-M constant: a larger M only loosens the row, so this is always sound, and it
@@ -387,13 +388,7 @@ def _gap_gradients(network: Network, Xa: np.ndarray, labels: np.ndarray) -> tupl
     j = np.argmax(masked, axis=1)
     gap = out[rows, j] - out[rows, labels]
     last = network.layers[-1]
-    G = last.weight[j] - last.weight[labels]
-    for k in range(len(network.layers) - 2, -1, -1):
-        layer = network.layers[k]
-        if layer.activation == "relu":
-            G = G * (pre[k] > 0)
-        G = G @ layer.weight
-    return gap, G
+    return gap, backpropagate(network, pre, last.weight[j] - last.weight[labels])
 
 
 def _project_l1(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, radius: float) -> np.ndarray:
