@@ -51,3 +51,16 @@ def write_table(path: Path, title: str, header: list, rows: list, notes: list = 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return text
+
+
+def benchmark_networks():
+    """The seed network and the VNN-COMP mnist_fc 784-256x6 network (a random network of that shape
+    when ../shared is absent), as (label, Network) pairs."""
+    from reluverify.zoo import seed_mlp
+
+    yield "seed 784-48-27-10", seed_mlp()
+    net = mnist_fc_network(6)
+    if net is None:
+        yield "random 784-256x6 (shared files absent)", Network.random([784] + [256] * 6 + [10], seed=0)
+    else:
+        yield "mnist_fc 784-256x6 (VNN-COMP 2022)", net

@@ -22,20 +22,9 @@ import numpy as np
 import pyomo.environ as pyo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, mnist_fc_network, write_table  # noqa: E402
+from _common import benchmark_networks, machine, write_table  # noqa: E402
 
-from reluverify import Box, Network, add_network, interval_bounds  # noqa: E402
-
-
-def networks():
-    from reluverify.zoo import seed_mlp
-
-    yield "seed 784-48-27-10", seed_mlp()
-    net = mnist_fc_network(6)
-    if net is None:
-        yield "random 784-256x6 (shared files absent)", Network.random([784] + [256] * 6 + [10], seed=0)
-    else:
-        yield "mnist_fc 784-256x6 (VNN-COMP 2022)", net
+from reluverify import Box, add_network, interval_bounds  # noqa: E402
 
 
 def time_build(net, domain, repeat):
@@ -63,7 +52,7 @@ def main(argv=None):
 
     x = load_mnist().x_test[0].ravel()
     rows = []
-    for label, net in networks():
+    for label, net in benchmark_networks():
         for dname, dom in (("[0,1]^784 box", Box.uniform(784)), ("L-inf 0.03 ball", Box.linf_ball(x, 0.03, Box.uniform(784)))):
             tb, tf, info = time_build(net, dom, args.repeat)
             rows.append([label, dname, f"{tb * 1e3:.1f}", f"{tf:.3f}", info["binaries"], info["constraints"], info["nonzeros"]])

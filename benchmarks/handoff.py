@@ -51,9 +51,9 @@ import pyomo.environ as pyo
 from pyomo.common.timing import HierarchicalTimer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, mnist_fc_network, write_table  # noqa: E402
+from _common import benchmark_networks, machine, write_table  # noqa: E402
 
-from reluverify import Box, Network, add_network, compute_bounds  # noqa: E402
+from reluverify import Box, add_network, compute_bounds  # noqa: E402
 from reluverify import solve as rv_solve  # noqa: E402
 from reluverify.bounds.base import ACTIVE, INACTIVE, UNSTABLE  # noqa: E402
 from reluverify.solve import _solver_instance  # noqa: E402
@@ -63,17 +63,6 @@ HIGHS_OPTIONS = {
     "mip_feasibility_tolerance": MIP_INTEGRALITY_TOLERANCE,
     "primal_feasibility_tolerance": PRIMAL_FEASIBILITY_TOLERANCE,
 }
-
-
-def networks():
-    from reluverify.zoo import seed_mlp
-
-    yield "seed 784-48-27-10", seed_mlp()
-    net = mnist_fc_network(6)
-    if net is None:
-        yield "random 784-256x6 (shared files absent)", Network.random([784] + [256] * 6 + [10], seed=0)
-    else:
-        yield "mnist_fc 784-256x6", net
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,13 +366,13 @@ def main(argv=None):
     largest = None
     med = statistics.median
     # warm-up (imports, first highspy instance, first compile), untimed
-    _, warm_net = next(networks())
+    _, warm_net = next(benchmark_networks())
     warm_bounds = compute_bounds(warm_net, domains[0][1], "symbolic")
     rv_build_and_handoff(warm_net, warm_bounds)
     direct_build_and_load(warm_net, warm_bounds)
     appsi_handoff(rv_build(warm_net, warm_bounds)[0])
     standard_form_handoff(rv_build(warm_net, warm_bounds)[0])
-    for label, net in networks():
+    for label, net in benchmark_networks():
         for dname, dom in domains:
             bounds = compute_bounds(net, dom, "symbolic")
             tb, th, tr, tro, tdb, tdl, tdr, tap, tsf = [], [], [], [], [], [], [], [], []
