@@ -446,3 +446,25 @@ def max_logit(network, x0, target, *, budget, budget_norm="l1", lo=None, hi=None
     assert _gap(logits, None, target) >= margin - 1e-7, "oracle point does not make the target win"
     assert _dist(x, x0, budget_norm) <= budget * (1 + 1e-7) + 1e-9, "oracle point exceeds the budget"
     return OracleAnswer(float(logits[target]), x, search.n_lp, search.n_leaves)
+
+
+def region_reachable(network, lo, hi, a_x, a_y, b, shift=0.0):
+    """Exactly: is there ``x`` in ``[lo, hi]`` with ``a_x x + a_y f(x) <= b + shift`` (all rows)?
+
+    One LP per activation region (the region's affine map ``f(x) = O x + o`` makes the rows linear
+    in ``x``). Returns such a point, or None when no region has one.
+    """
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    a_x, a_y, b = np.atleast_2d(a_x), np.atleast_2d(a_y), np.asarray(b, dtype=np.float64)
+    space = _Space(lo, hi)
+    search = PatternSearch(network, space)
+
+    def leaf(rows, rhs, O, o):
+        G = a_x + a_y @ O
+        g = b + shift - a_y @ o
+        sol = space.solve(np.vstack([rows, G]), np.concatenate([rhs, g]))
+        return None if sol is None else (0.0, sol[1])
+
+    _, x = search.search(leaf, first_only=True)
+    return x

@@ -8,7 +8,7 @@ import numpy as np
 
 from .domain import Box
 from .network import Network
-from .tolerances import INFERENCE_TOLERANCE
+from .tolerances import COUNTEREXAMPLE_TOLERANCE, INFERENCE_TOLERANCE
 
 
 def compare_outputs(network: Network, x, outputs, tol: float = INFERENCE_TOLERANCE) -> tuple:
@@ -110,3 +110,69 @@ def check_witness(
         if not keras_ok:
             return WitnessCheck(False, "the Keras model does not confirm the class change", logits, gap, False)
     return WitnessCheck(True, "ok", logits, gap, keras_ok)
+
+
+def snap_float32(x, lower, upper) -> np.ndarray:
+    """``x`` clipped into ``[lower, upper]`` and rounded to float32 values that stay inside it.
+
+    Counterexamples are written to text and read back by float32 tools (onnxruntime); a point
+    that is already float32-exact means every checker evaluates the same input. Where the box is
+    narrower than float32 spacing the clipped float64 point is returned.
+    """
+    lower = np.asarray(lower, dtype=np.float64)
+    upper = np.asarray(upper, dtype=np.float64)
+    x = np.clip(np.asarray(x, dtype=np.float64), lower, upper)
+    x32 = x.astype(np.float32)
+    below = x32.astype(np.float64) < lower
+    x32[below] = np.nextafter(x32[below], np.float32(np.inf))
+    above = x32.astype(np.float64) > upper
+    x32[above] = np.nextafter(x32[above], np.float32(-np.inf))
+    out = x32.astype(np.float64)
+    bad = (out < lower) | (out > upper)
+    out[bad] = x[bad]
+    return out
+
+
+@dataclass
+class CounterexampleCheck:
+    """Outcome of :func:`check_counterexample`; ``y`` is the float64 forward pass at ``x``."""
+
+    ok: bool
+    x: np.ndarray
+    y: np.ndarray
+    region: int | None
+    violation: float
+    reason: str = ""
+    reference_violation: float | None = None
+
+
+def check_counterexample(network: Network, prop, x, reference=None,
+                         tol: float = COUNTEREXAMPLE_TOLERANCE) -> CounterexampleCheck:
+    """Re-check a claimed counterexample of ``prop`` (a :class:`reluverify.spec.Property`).
+
+    ``x`` must lie inside some region's input box, and the float64 forward pass must satisfy that
+    region's rows exactly (violation <= 0). ``reference(x) -> y`` (e.g. onnxruntime on the original
+    model) must satisfy them within ``tol``, as VNN-COMP checks. Nothing the solver claimed is used.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size != prop.n_inputs or not np.all(np.isfinite(x)):
+        return CounterexampleCheck(False, x, np.full(prop.n_outputs, np.nan), None, np.inf,
+                                   "the point has the wrong length or non-finite values")
+    y = network.forward(x)
+    best, best_v = None, np.inf
+    for i, region in enumerate(prop.regions):
+        v = region.violation(x, y)
+        if v < best_v:
+            best, best_v = i, v
+    if best_v > 0:
+        return CounterexampleCheck(False, x, y, best, best_v,
+                                   f"float64 forward pass: the point misses the property by {best_v:.3g}")
+    ref_v = None
+    if reference is not None:
+        y_ref = np.asarray(reference(x), dtype=np.float64).ravel()
+        ref_v = prop.regions[best].violation(x, y_ref)
+        if not ref_v <= tol:
+            return CounterexampleCheck(False, x, y, best, best_v,
+                                       f"the reference model (onnxruntime) misses the property by {ref_v:.3g} "
+                                       f"(tolerance {tol:g})", ref_v)
+    return CounterexampleCheck(True, x, y, best, best_v, "", ref_v)

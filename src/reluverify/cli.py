@@ -101,6 +101,42 @@ def solvers(args) -> int:
     return 0
 
 
+def vnnlib(args) -> int:
+    from .runner import run_instance
+
+    res = run_instance(args.onnx, args.vnnlib, args.timeout, solver=args.solver, out=args.out)
+    _say(res.summary())
+    return 0
+
+
+def run_batch(args) -> int:
+    from .runner import run_instances, score
+
+    rows = run_instances(args.instances, args.out, root=args.root, solver=args.solver, limit=args.limit,
+                         timeout_scale=args.timeout_scale, cex_dir=args.cex_dir, progress=not args.quiet)
+    counts = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    _say(f"{len(rows)} instances in {args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if args.ground_truth:
+        _say(score(args.out, args.ground_truth).table())
+    return 0
+
+
+def score_cmd(args) -> int:
+    from .runner import score
+
+    sc = score(args.results, args.ground_truth)
+    _say(sc.table())
+    for k, v in sc.median_time.items():
+        if v is not None:
+            _say(f"median time of correct {k} verdicts: {v:.2f} s")
+    for row in sc.rows:
+        if row[5] == "INCORRECT":
+            _say(f"INCORRECT: {row[0]} {row[1]}: expected {row[2]}, got {row[3]}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="reluverify", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +149,29 @@ def main(argv=None) -> int:
     p.set_defaults(func=demo)
     p = sub.add_parser("solvers", help="which solvers are installed")
     p.set_defaults(func=solvers)
+    p = sub.add_parser("vnnlib", help="decide one VNN-LIB property on an ONNX network (VNN-COMP result file)")
+    p.add_argument("onnx", help="network (.onnx or .onnx.gz)")
+    p.add_argument("vnnlib", help="property (.vnnlib or .vnnlib.gz)")
+    p.add_argument("--timeout", type=float, required=True, help="seconds, loading included")
+    p.add_argument("--out", default=None, help="result file: sat + counterexample, unsat, timeout or unknown")
+    p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
+    p.set_defaults(func=vnnlib)
+    p = sub.add_parser("run", help="run an instances.csv (onnx,vnnlib,timeout rows), resumable")
+    p.add_argument("instances", help="instances.csv; paths in it are relative to its folder (or --root)")
+    p.add_argument("--out", required=True, help="results CSV: one row appended per finished instance; "
+                   "rerunning skips what is already there")
+    p.add_argument("--root", default=None, help="folder the instance paths are relative to")
+    p.add_argument("--solver", default="highs")
+    p.add_argument("--limit", type=int, default=None, help="run at most this many new instances")
+    p.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every timeout (default 1)")
+    p.add_argument("--cex-dir", default=None, help="folder for one VNN-COMP result file per instance")
+    p.add_argument("--ground-truth", default=None, help="ground_truth.csv to score against at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_batch)
+    p = sub.add_parser("score", help="score a results CSV against ground_truth.csv (+10 / -150)")
+    p.add_argument("results")
+    p.add_argument("ground_truth")
+    p.set_defaults(func=score_cmd)
     args = parser.parse_args(argv)
     from .errors import ReluVerifyError
 

@@ -28,6 +28,14 @@ class ModelFileError(ReluVerifyError, ValueError):
     """A saved network file is missing, unreadable or malformed."""
 
 
+class PropertyFileError(ModelFileError):
+    """A VNN-LIB property (or VNN-COMP result) file is malformed or uses something unsupported.
+
+    The message names the file and the line, e.g. ``prop_1.vnnlib, line 12: ...``; the
+    attributes ``source`` and ``line`` hold the same (``line`` is ``None`` when no line applies).
+    """
+
+
 class DatasetError(ReluVerifyError):
     """A dataset could not be loaded (no local file, empty data, wrong format)."""
 

@@ -1,4 +1,4 @@
-"""Network + Bounds -> a Pyomo ``Block`` (explicit big-M with asymmetric per-neuron bounds).
+"""Network + Bounds -> a big-M MILP: a Pyomo ``Block``, or the same model as arrays.
 
 For a ReLU neuron with pre-activation ``a = w·h + b`` and bounds ``l <= a <= u``:
 
@@ -9,8 +9,14 @@ For a ReLU neuron with pre-activation ``a = w·h + b`` and bounds ``l <= a <= u`
 
 A linear (identity) layer gives ``y = a``. No variable is created for a pre-activation (it is only
 an expression), which keeps the model compact: the seed network's problems fit Gurobi's
-size-limited licence. Rows are built from NumPy arrays in one call per neuron, never by adding
-terms one at a time.
+size-limited licence.
+
+Both forms come from one per-layer generator (:func:`_layer_plan` decides which neurons get a
+variable and a binary, :func:`_layer_rows` builds their rows as CSR blocks with NumPy), so they
+cannot drift apart. :func:`add_network` turns each row into one Pyomo linear expression (for users
+who embed the network in their own model, and for CBC/Gurobi); :func:`network_arrays` concatenates
+the blocks into :class:`MilpArrays`, which :class:`reluverify.solve.HighsArrayModel` hands to HiGHS
+in one call.
 """
 
 from __future__ import annotations
@@ -31,6 +37,229 @@ def linear_expr(coefs, variables, constant: float = 0.0):
     return LinearExpression(constant=float(constant), linear_coefs=list(coefs), linear_vars=list(variables))
 
 
+# ---------------------------------------------------------------------------------------------
+# the per-layer generator shared by the Pyomo block and the arrays
+
+
+@dataclass
+class _LayerPlan:
+    """Which neurons of one layer get a variable (``keep``) and a binary (``unstable``)."""
+
+    keep: np.ndarray  # neurons with a post-activation variable, ascending
+    unstable: np.ndarray  # neurons with a binary, ascending (a subset of keep)
+    y_lower: np.ndarray  # bounds of the kept neurons' variables, aligned with keep
+    y_upper: np.ndarray
+    fixed_zero: np.ndarray  # kept neurons that are the constant 0 (inactive ReLU of the last layer): no row
+    affine: np.ndarray  # neurons with an equality row y = a (active ReLU or linear layer)
+
+
+@dataclass
+class _RowBlock:
+    """Rows ``sum(value * column) + constant  (sense)  0``, one per neuron in ``neurons`` (CSR)."""
+
+    name: str  # affine | relu_lower | relu_upper | relu_upper_z (the Pyomo component's prefix)
+    neurons: np.ndarray
+    start: np.ndarray  # (len(neurons) + 1,) offsets into index/value
+    index: np.ndarray  # column ids, in the caller's numbering
+    value: np.ndarray
+    constant: np.ndarray
+    sense: str  # "==", "<=" or ">="
+
+    def row_bounds(self) -> tuple:
+        """``(lower, upper)`` of ``sum(value * column)``."""
+        rhs = -self.constant
+        inf = np.full(rhs.shape, np.inf)
+        if self.sense == "==":
+            return rhs, rhs.copy()
+        if self.sense == "<=":
+            return -inf, rhs
+        return rhs, inf
+
+
+_IDX = np.int32
+
+
+def _layer_plan(network: Network, bounds: Bounds, k: int) -> _LayerPlan:
+    layer = network.layers[k]
+    lo, hi = bounds.lower[k], bounds.upper[k]
+    relu = layer.activation == "relu"
+    last = k == len(network.layers) - 1
+    if not relu:
+        keep = np.arange(layer.n_out)
+        empty = np.array([], dtype=np.int64)
+        return _LayerPlan(keep, empty, np.asarray(lo, np.float64), np.asarray(hi, np.float64), empty, keep)
+    phase = bounds.phases(k)
+    keep = np.arange(layer.n_out) if last else np.flatnonzero(phase != INACTIVE)
+    unstable = np.flatnonzero(phase == UNSTABLE)
+    fixed_zero = np.flatnonzero(phase == INACTIVE) if last else np.array([], dtype=np.int64)
+    affine = np.flatnonzero(phase == ACTIVE)
+    return _LayerPlan(keep, unstable, np.maximum(lo[keep], 0.0), np.maximum(hi[keep], 0.0), fixed_zero, affine)
+
+
+def _csr(W: np.ndarray, h_ids: np.ndarray, extra_values: list, extra_ids: list):
+    """CSR rows: the nonzeros of each row of ``W`` (columns ``h_ids``), then one entry per extra
+    (``extra_values[t][i]`` on column ``extra_ids[t][i]`` for row ``i``), kept even if zero.
+
+    Laid out as an ``(m, n_h + extras)`` table and flattened, so a dense ``W`` (the usual case for
+    trained weights) costs two copies and no index arithmetic."""
+    m, n_h = W.shape
+    width = n_h + len(extra_values)
+    value = np.empty((m, width), dtype=np.float64)
+    index = np.empty((m, width), dtype=_IDX)
+    value[:, :n_h] = W
+    index[:, :n_h] = h_ids
+    for t, (vals, ids) in enumerate(zip(extra_values, extra_ids)):
+        value[:, n_h + t] = vals
+        index[:, n_h + t] = ids
+    start = np.empty(m + 1, dtype=np.int64)
+    start[0] = 0
+    mask = W != 0
+    if mask.all():
+        np.cumsum(np.full(m, width, dtype=np.int64), out=start[1:])
+        return start, index.ravel(), value.ravel()
+    keep = np.ones((m, width), dtype=bool)
+    keep[:, :n_h] = mask
+    np.cumsum(np.count_nonzero(keep, axis=1), out=start[1:])
+    return start, index[keep], value[keep]
+
+
+def _layer_rows(layer, lo, hi, plan: _LayerPlan, h_idx, h_ids, y_ids, z_ids) -> list:
+    """The four row blocks of one layer. ``h_idx``/``h_ids``: the previous layer's non-constant
+    outputs (neuron indices, column ids); ``y_ids``/``z_ids``: column id of each neuron's variable
+    and binary (-1 where none)."""
+    affine, unstable = plan.affine, plan.unstable
+    full = h_idx.size == layer.n_in and np.array_equal(h_idx, np.arange(layer.n_in))
+    weight, bias = layer.weight, layer.bias
+
+    def w_rows(neurons):
+        return weight[neurons] if full else weight[np.ix_(neurons, h_idx)]
+
+    blocks = []
+    # y = a  <=>  W h + b - y == 0
+    blocks.append(_RowBlock("affine", affine, *_csr(w_rows(affine), h_ids, [-np.ones(affine.size)], [y_ids[affine]]),
+                            bias[affine].copy(), "=="))
+    Wu = w_rows(unstable)
+    n_u = unstable.size
+    yu, zu, lu, uu = y_ids[unstable], z_ids[unstable], lo[unstable], hi[unstable]
+    # y >= a  <=>  W h + b - y <= 0
+    blocks.append(_RowBlock("relu_lower", unstable, *_csr(Wu, h_ids, [-np.ones(n_u)], [yu]),
+                            bias[unstable].copy(), "<="))
+    # y <= a - l (1 - z)  <=>  W h + l z - y + (b - l) >= 0
+    blocks.append(_RowBlock("relu_upper", unstable, *_csr(Wu, h_ids, [lu, -np.ones(n_u)], [zu, yu]),
+                            bias[unstable] - lu, ">="))
+    # y <= u z  <=>  u z - y >= 0
+    blocks.append(_RowBlock("relu_upper_z", unstable, *_csr(Wu[:, :0], h_ids[:0], [uu, -np.ones(n_u)], [zu, yu]),
+                            np.zeros(n_u), ">="))
+    return blocks
+
+
+def _check_bounds(network: Network, bounds: Bounds) -> None:
+    if bounds.network is not network and bounds.network.sizes != network.sizes:
+        raise InputError("these bounds were computed for a different network")
+
+
+# ---------------------------------------------------------------------------------------------
+# arrays
+
+
+@dataclass
+class MilpArrays:
+    """The big-M MILP of a network as arrays (CSR rows), column-for-column the same model
+    :func:`add_network` builds.
+
+    Columns: the inputs (bounded by ``bounds.domain``), then per layer the post-activation
+    variables of the kept neurons followed by the binaries of the unstable ones. Rows, per layer, in
+    the order of the block's constraints: the affine equalities (``affine{k}``), then for the
+    unstable neurons ``y >= a`` (``relu_lower{k}``), ``y <= a - l (1 - z)`` (``relu_upper{k}``) and
+    ``y <= u z`` (``relu_upper_z{k}``), each in neuron order. No objective: add one with
+    :meth:`reluverify.solve.HighsArrayModel.set_objective`.
+    """
+
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    integrality: np.ndarray  # bool, True for binaries
+    a_start: np.ndarray  # (n_rows + 1,) int32
+    a_index: np.ndarray  # int32
+    a_value: np.ndarray  # float64
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    input_cols: np.ndarray  # (n_inputs,) column of each input
+    output_cols: np.ndarray  # (n_outputs,) column of each output (always a real column)
+    layer_cols: list  # per layer, (n_out,) column of each neuron's output, -1 where it is the constant 0
+    binary_cols: list  # per layer, (n_out,) column of the neuron's binary, -1 where none
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.col_lower.size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.row_lower.size)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.a_value.size)
+
+    @property
+    def n_binaries(self) -> int:
+        return int(np.count_nonzero(self.integrality))
+
+    def size(self) -> dict:
+        """Same keys as :meth:`NetworkBlock.size`."""
+        return {"variables": self.n_cols, "binaries": self.n_binaries, "constraints": self.n_rows,
+                "nonzeros": self.nnz}
+
+
+def network_arrays(network: Network, bounds: Bounds) -> MilpArrays:
+    """The MILP :func:`add_network` builds for ``network`` over ``bounds``, as :class:`MilpArrays`
+    (NumPy only, one vectorised pass per layer)."""
+    _check_bounds(network, bounds)
+    n_in = network.n_inputs
+    col_lo = [np.asarray(bounds.domain.lower, dtype=np.float64)]
+    col_hi = [np.asarray(bounds.domain.upper, dtype=np.float64)]
+    integ = [np.zeros(n_in, dtype=bool)]
+    starts, index, value, row_lo, row_hi = [], [], [], [], []
+    n_col, nnz = n_in, 0
+    h_idx = np.arange(n_in)
+    h_ids = np.arange(n_in, dtype=_IDX)
+    layer_cols, binary_cols = [], []
+    for k, layer in enumerate(network.layers):
+        plan = _layer_plan(network, bounds, k)
+        n = layer.n_out
+        y_ids = np.full(n, -1, dtype=_IDX)
+        y_ids[plan.keep] = n_col + np.arange(plan.keep.size)
+        n_col += plan.keep.size
+        z_ids = np.full(n, -1, dtype=_IDX)
+        z_ids[plan.unstable] = n_col + np.arange(plan.unstable.size)
+        n_col += plan.unstable.size
+        col_lo += [plan.y_lower, np.zeros(plan.unstable.size)]
+        col_hi += [plan.y_upper, np.ones(plan.unstable.size)]
+        integ += [np.zeros(plan.keep.size, dtype=bool), np.ones(plan.unstable.size, dtype=bool)]
+        for b in _layer_rows(layer, bounds.lower[k], bounds.upper[k], plan, h_idx, h_ids, y_ids, z_ids):
+            starts.append(b.start[:-1] + nnz)
+            nnz += int(b.start[-1])
+            index.append(b.index)
+            value.append(b.value)
+            lo, hi = b.row_bounds()
+            row_lo.append(lo)
+            row_hi.append(hi)
+        layer_cols.append(y_ids)
+        binary_cols.append(z_ids)
+        h_idx = plan.keep
+        h_ids = y_ids[plan.keep]
+    starts.append(np.array([nnz]))
+    cat = np.concatenate
+    return MilpArrays(
+        col_lower=cat(col_lo), col_upper=cat(col_hi), integrality=cat(integ),
+        a_start=cat(starts).astype(_IDX), a_index=cat(index).astype(_IDX, copy=False),
+        a_value=cat(value), row_lower=cat(row_lo), row_upper=cat(row_hi),
+        input_cols=np.arange(n_in, dtype=_IDX), output_cols=layer_cols[-1].copy(),
+        layer_cols=layer_cols, binary_cols=binary_cols,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pyomo block
 @dataclass
 class NetworkBlock:
     """Handle to a network embedded in a Pyomo model.
@@ -87,6 +316,29 @@ def _validate_inputs(inputs, n: int) -> list:
     return seq
 
 
+def _validate_inputs(inputs, n: int) -> list:
+    try:
+        seq = list(inputs.values()) if hasattr(inputs, "values") and callable(inputs.values) else list(inputs)
+    except TypeError:
+        raise InputError("inputs must be an indexed Pyomo Var or a sequence of Pyomo variables") from None
+    if len(seq) != n:
+        raise InputError(f"got {len(seq)} input variables but the network takes {n} inputs")
+    for v in seq:
+        if not (hasattr(v, "is_variable_type") and v.is_variable_type()):
+            raise InputError(
+                f"inputs must be Pyomo variables (got {type(v).__name__}); create a Var and link it "
+                "with your own constraint if your input is an expression"
+            )
+    return seq
+
+
+_RELATIONS = {
+    "==": lambda e: e == 0.0,
+    "<=": lambda e: e <= 0.0,
+    ">=": lambda e: e >= 0.0,
+}
+
+
 def add_network(
     parent,
     network: Network,
@@ -102,9 +354,13 @@ def add_network(
     only valid inside it). Pass ``inputs`` (a sequence or indexed Var of the caller's own Pyomo
     variables) to use existing variables as the network's inputs: their bounds are then intersected
     with the domain.
+
+    Components, per layer ``k``: ``y{k}`` (indexed by the neurons that have a variable), ``z{k}``
+    (by the unstable neurons), and the constraints ``affine{k}``, ``relu_lower{k}``,
+    ``relu_upper{k}``, ``relu_upper_z{k}`` (by neuron). The rows are those of
+    :func:`network_arrays`, one Pyomo linear expression each.
     """
-    if bounds.network is not network and bounds.network.sizes != network.sizes:
-        raise InputError("these bounds were computed for a different network")
+    _check_bounds(network, bounds)
     if parent.component(name) is not None:
         raise InputError(f"the model already has a component named {name!r}; pass another name=")
     blk = pyo.Block(concrete=True)
@@ -121,56 +377,43 @@ def add_network(
             v.setlb(float(lo) if v.lb is None else max(float(lo), v.lb))
             v.setub(float(hi) if v.ub is None else min(float(hi), v.ub))
 
-    last = len(network.layers) - 1
+    columns = list(xs)  # column id -> Pyomo variable, numbered as in network_arrays
     binaries: list = []
     layer_outputs: list = []
-    h_vars = xs  # variables of the previous layer that are not constant zero
-    h_idx = np.arange(n_in)  # their indices in the previous layer
+    h_idx = np.arange(n_in)  # neurons of the previous layer that are not constant zero
+    h_ids = np.arange(n_in, dtype=_IDX)  # their column ids
     for k, layer in enumerate(network.layers):
-        lo, hi = bounds.lower[k], bounds.upper[k]
-        phase = bounds.phases(k)
+        plan = _layer_plan(network, bounds, k)
         n = layer.n_out
-        W = layer.weight[:, h_idx]
-        bias = layer.bias
-        relu = layer.activation == "relu"
-        keep = np.flatnonzero(phase != INACTIVE) if (relu and k != last) else np.arange(n)
-        unstable = np.flatnonzero(phase == UNSTABLE) if relu else np.array([], dtype=int)
-
-        def var_bounds(b, j, _lo=lo, _hi=hi, _relu=relu):
-            if _relu:
-                return (max(float(_lo[j]), 0.0), max(float(_hi[j]), 0.0))
-            return (float(_lo[j]), float(_hi[j]))
-
-        y = pyo.Var(keep.tolist(), bounds=var_bounds)
+        keep, unstable = plan.keep.tolist(), plan.unstable.tolist()
+        var_bounds = dict(zip(keep, zip(plan.y_lower.tolist(), plan.y_upper.tolist())))
+        y = pyo.Var(keep, bounds=lambda b, j, _vb=var_bounds: _vb[j])
         blk.add_component(f"y{k}", y)
-        z = pyo.Var(unstable.tolist(), within=pyo.Binary)
+        z = pyo.Var(unstable, within=pyo.Binary)
         blk.add_component(f"z{k}", z)
+        for j in plan.fixed_zero.tolist():
+            y[j].fix(0.0)
 
-        eq, ge, le, lez = {}, {}, {}, {}
-        for j in keep.tolist():
-            row = W[j]
-            nz = np.flatnonzero(row)
-            coefs = row[nz].tolist()
-            hv = [h_vars[i] for i in nz.tolist()]
-            if relu and phase[j] == INACTIVE:  # only reached for the output layer: y = 0
-                y[j].fix(0.0)
-            elif not relu or phase[j] == ACTIVE:
-                eq[j] = linear_expr(coefs + [-1.0], hv + [y[j]], bias[j]) == 0.0
-            else:
-                # y >= a      <=>  a - y <= 0
-                ge[j] = linear_expr(coefs + [-1.0], hv + [y[j]], bias[j]) <= 0.0
-                # y <= a - l (1 - z)  <=>  a - l + l z - y >= 0
-                le[j] = linear_expr(coefs + [float(lo[j]), -1.0], hv + [z[j], y[j]], bias[j] - lo[j]) >= 0.0
-                # y <= u z
-                lez[j] = linear_expr([float(hi[j]), -1.0], [z[j], y[j]]) >= 0.0
-                binaries.append(z[j])
-        for cname, cons in (("affine", eq), ("relu_lower", ge), ("relu_upper", le), ("relu_upper_z", lez)):
-            blk.add_component(f"{cname}{k}", pyo.Constraint(list(cons), rule=lambda b, j, _c=cons: _c[j]))
+        y_ids = np.full(n, -1, dtype=_IDX)
+        y_ids[plan.keep] = len(columns) + np.arange(len(keep))
+        columns += [y[j] for j in keep]
+        z_ids = np.full(n, -1, dtype=_IDX)
+        z_ids[plan.unstable] = len(columns) + np.arange(len(unstable))
+        columns += [z[j] for j in unstable]
+        binaries += [z[j] for j in unstable]
 
-        outs = [y[j] if j in y else None for j in range(n)]
-        layer_outputs.append(outs)
-        h_idx = keep
-        h_vars = [y[j] for j in keep.tolist()]
+        for rows in _layer_rows(layer, bounds.lower[k], bounds.upper[k], plan, h_idx, h_ids, y_ids, z_ids):
+            start, index, value = rows.start.tolist(), rows.index.tolist(), rows.value.tolist()
+            relation = _RELATIONS[rows.sense]
+            cons = {
+                j: relation(linear_expr(value[s:e], [columns[t] for t in index[s:e]], c))
+                for j, s, e, c in zip(rows.neurons.tolist(), start[:-1], start[1:], rows.constant.tolist())
+            }
+            blk.add_component(f"{rows.name}{k}", pyo.Constraint(list(cons), rule=lambda b, j, _c=cons: _c[j]))
+
+        layer_outputs.append([y[j] if j in y else None for j in range(n)])
+        h_idx = plan.keep
+        h_ids = y_ids[plan.keep]
 
     outputs = layer_outputs[-1]
     return NetworkBlock(blk, network, bounds, xs, outputs, layer_outputs, binaries)

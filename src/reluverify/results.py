@@ -129,3 +129,54 @@ class AdversarialResult:
             parts.append(f"class {self.original_class} -> {self.adversarial_class}")
         parts.append(f"{self.time_s:.2f} s")
         return ", ".join(parts)
+
+
+class PropertyVerdict(str, Enum):
+    """The answer to a VNN-LIB-style property (see :mod:`reluverify.spec`), in VNN-COMP's words.
+
+    ``SAT``: a counterexample exists, and one is attached, re-checked by a float64 forward pass
+    (and onnxruntime when the ONNX model is at hand). ``UNSAT``: proven unreachable over sound
+    bounds (bounds alone, a finished input split, or an infeasible MILP with slack).
+    ``TIMEOUT``: the time limit came first. ``UNKNOWN``: the run finished without either (e.g. a
+    candidate that failed its check and no proof either way).
+    """
+
+    SAT = "sat"
+    UNSAT = "unsat"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class PropertyResult:
+    """What :func:`reluverify.check_property` concluded about one property.
+
+    ``x``/``y`` hold the counterexample (``y`` recomputed by the float64 forward pass) when
+    ``verdict`` is ``sat``; ``region`` is the index of the disjunct it satisfies and ``violation``
+    its recomputed excess (<= 0). ``method`` says what decided it (``attack``, ``bounds``,
+    ``split``, ``milp``); ``stats`` holds counts and timings per stage.
+    """
+
+    verdict: PropertyVerdict
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    region: int | None = None
+    violation: float | None = None
+    method: str = ""
+    time_s: float = 0.0
+    message: str = ""
+    stats: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [str(self.verdict)]
+        if self.method:
+            parts.append(f"by {self.method}")
+        if self.violation is not None:
+            parts.append(f"violation {self.violation:.3g}")
+        parts.append(f"{self.time_s:.2f} s")
+        if self.message:
+            parts.append(self.message)
+        return ", ".join(parts)

@@ -3,6 +3,11 @@
 ``solve(model, "highs" | "cbc" | "gurobi", time_limit=..., threads=..., mip_gap=...)`` returns a
 :class:`~reluverify.results.SolveResult` with a status from a small fixed set. A solution (if any)
 is loaded into the model's variables.
+
+:class:`HighsArrayModel` is the Pyomo-free path to HiGHS: the network's MILP as arrays
+(:func:`reluverify.formulation.network_arrays`) in one ``passModel`` call, with the same options and
+the same status mapping as ``solve(..., "highs")`` (issue #5: the Pyomo hand-off cost 120-150x a
+direct highspy build; see benchmarks/results/handoff.md).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 import pyomo.environ as pyo
 
 from .errors import LicenseLimitError, SolveError, SolverNotAvailableError, UnknownSolverError
@@ -286,3 +292,218 @@ def solve(
         return SolveResult(Status.ERROR, solver, time.perf_counter() - t0, message=text, size=size)
     wall = time.perf_counter() - t0
     return SolveResult(status, solver, wall, has_sol, _finite_or_none(obj), _finite_or_none(bound), msg, size)
+
+
+# ---------------------------------------------------------------------------------------------
+# HiGHS from arrays (no Pyomo)
+
+
+def _highs_status(model_status, highspy) -> Status:
+    """A HiGHS model status as a :class:`Status`, exactly as the Pyomo HiGHS interface maps it
+    (through its termination conditions) for :func:`solve`."""
+    MS = highspy.HighsModelStatus
+    if model_status == MS.kOptimal:
+        return Status.OPTIMAL
+    if model_status == MS.kInfeasible:
+        return Status.INFEASIBLE
+    if model_status == MS.kUnbounded:
+        return Status.UNBOUNDED
+    if model_status == MS.kUnboundedOrInfeasible:
+        return Status.INFEASIBLE_OR_UNBOUNDED
+    limits = [MS.kTimeLimit, MS.kIterationLimit, MS.kObjectiveBound, MS.kObjectiveTarget]
+    if hasattr(MS, "kSolutionLimit"):
+        limits.append(MS.kSolutionLimit)
+    if model_status in limits:
+        return Status.TIME_LIMIT
+    return Status.ERROR  # not set, load/model/presolve/solve/postsolve error, empty model, unknown, interrupt
+
+
+class HighsArrayModel:
+    """A MILP given as :class:`~reluverify.formulation.MilpArrays`, handed to HiGHS in one
+    ``passModel`` call; re-solvable after changing the objective or adding rows/columns.
+
+    The same options as :func:`solve` with ``"highs"``: reluverify's tolerances
+    (:mod:`reluverify.tolerances`), ``PROOF_EMPHASIS`` with ``emphasis="proof"``, ``threads``,
+    and ``options`` (any HiGHS option, e.g. ``{"mip_rel_gap": 1e-4}``) over those. The objective is
+    0 until :meth:`set_objective`. ``highs`` is the ``highspy.Highs`` instance, for anything else.
+    """
+
+    def __init__(self, arrays, *, threads: int | None = None, emphasis: str | None = None,
+                 options: dict | None = None, tee: bool = False):
+        import highspy
+
+        if emphasis == "proof":
+            options = {**PROOF_EMPHASIS["highs"], **(options or {})}
+        elif emphasis is not None:
+            raise SolveError(f"emphasis must be None or 'proof', got {emphasis!r}")
+        self._hs = highspy
+        self.arrays = arrays
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", bool(tee))
+        settings = {
+            "mip_feasibility_tolerance": MIP_INTEGRALITY_TOLERANCE,
+            "primal_feasibility_tolerance": PRIMAL_FEASIBILITY_TOLERANCE,
+            **({"threads": int(threads)} if threads is not None else {}),
+            **(options or {}),
+        }
+        for key, val in settings.items():
+            if h.setOptionValue(key, val) == highspy.HighsStatus.kError:
+                raise SolveError(f"HiGHS rejected the option {key}={val!r}")
+        n_col, n_row, nnz = arrays.n_cols, arrays.n_rows, arrays.nnz
+        status = h.passModel(
+            n_col, n_row, nnz, int(highspy.MatrixFormat.kRowwise), int(highspy.ObjSense.kMinimize), 0.0,
+            np.zeros(n_col), _f64(arrays.col_lower), _f64(arrays.col_upper),
+            _f64(arrays.row_lower), _f64(arrays.row_upper),
+            _i32(arrays.a_start[:n_row]), _i32(arrays.a_index), _f64(arrays.a_value),
+            np.asarray(arrays.integrality, dtype=np.int32),
+        )
+        if status == highspy.HighsStatus.kError:
+            raise SolveError(f"HiGHS rejected the model ({n_col} columns, {n_row} rows, {nnz} nonzeros)")
+        self.highs = h
+        self._threads = None if threads is None else int(threads)
+        self._n_cols, self._n_rows, self._nnz = n_col, n_row, nnz
+        self._n_int = int(np.count_nonzero(arrays.integrality))
+
+    @property
+    def n_cols(self) -> int:
+        return self._n_cols
+
+    @property
+    def n_rows(self) -> int:
+        return self._n_rows
+
+    def size(self) -> dict:
+        return {"variables": self._n_cols, "binaries": self._n_int, "constraints": self._n_rows,
+                "nonzeros": self._nnz}
+
+    def _check(self, status, what: str) -> None:
+        if status == self._hs.HighsStatus.kError:
+            raise SolveError(f"HiGHS refused to {what}")
+
+    def _cols(self, cols) -> np.ndarray:
+        cols = np.atleast_1d(np.asarray(cols, dtype=np.int64))
+        if cols.size and (cols.min() < 0 or cols.max() >= self._n_cols):
+            raise SolveError(f"column index out of range 0..{self._n_cols - 1}")
+        return cols.astype(np.int32)
+
+    def add_column(self, lower: float, upper: float, cost: float = 0.0, integral: bool = False) -> int:
+        """Add one column (in no row yet) and return its index."""
+        h = self.highs
+        self._check(h.addCol(float(cost), float(lower), float(upper), 0, np.array([], dtype=np.int32),
+                             np.array([], dtype=np.float64)), "add a column")
+        col = self._n_cols
+        self._n_cols += 1
+        if integral:
+            self._check(h.changeColIntegrality(col, self._hs.HighsVarType.kInteger), "make a column integral")
+            self._n_int += 1
+        return col
+
+    def add_rows(self, lower, upper, rows) -> None:
+        """Add rows ``lower <= sum(values * x[cols]) <= upper``. ``rows``: a list of
+        ``(cols, values)`` pairs, or a dense ``(m, n_cols)`` array (its zeros are dropped);
+        ``lower``/``upper``: scalars or length-``m`` arrays (``±np.inf`` for a free side)."""
+        if isinstance(rows, np.ndarray):
+            dense = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+            if dense.shape[1] != self._n_cols:
+                raise SolveError(f"dense rows must have {self._n_cols} columns, got {dense.shape[1]}")
+            mask = dense != 0
+            start = np.zeros(dense.shape[0] + 1, dtype=np.int64)
+            np.cumsum(np.count_nonzero(mask, axis=1), out=start[1:])
+            index = np.nonzero(mask)[1]
+            value = dense[mask]
+        else:
+            rows = list(rows)
+            parts_i = [np.atleast_1d(np.asarray(c, dtype=np.int64)) for c, _ in rows]
+            parts_v = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for _, v in rows]
+            if any(i.shape != v.shape for i, v in zip(parts_i, parts_v)):
+                raise SolveError("each row needs as many values as columns")
+            start = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum([i.size for i in parts_i], out=start[1:])
+            index = np.concatenate(parts_i) if rows else np.array([], dtype=np.int64)
+            value = np.concatenate(parts_v) if rows else np.array([], dtype=np.float64)
+        m = start.size - 1
+        if m == 0:
+            return
+        index = self._cols(index)
+        lower = np.broadcast_to(np.asarray(lower, dtype=np.float64), (m,))
+        upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), (m,))
+        self._check(self.highs.addRows(m, _f64(lower), _f64(upper), int(value.size), _i32(start[:m]), index,
+                                       _f64(value)), "add rows")
+        self._n_rows += m
+        self._nnz += int(value.size)
+
+    def set_objective(self, costs, sense: str = "min", offset: float = 0.0) -> None:
+        """Objective ``offset + costs · x``: ``costs`` a dense length-``n_cols`` array or a
+        ``{column: coefficient}`` dict; every other cost becomes 0. ``sense``: "min" or "max"."""
+        if sense not in ("min", "max", "minimize", "maximize"):
+            raise SolveError(f"sense must be 'min' or 'max', got {sense!r}")
+        if isinstance(costs, dict):
+            dense = np.zeros(self._n_cols)
+            if costs:
+                cols = self._cols(list(costs))
+                np.add.at(dense, cols, np.asarray(list(costs.values()), dtype=np.float64))
+        else:
+            dense = np.asarray(costs, dtype=np.float64).ravel()
+            if dense.size != self._n_cols:
+                raise SolveError(f"costs must have {self._n_cols} entries, got {dense.size}")
+        h, hs = self.highs, self._hs
+        self._check(h.changeObjectiveSense(hs.ObjSense.kMaximize if sense.startswith("max") else hs.ObjSense.kMinimize),
+                    "change the objective sense")
+        self._check(h.changeObjectiveOffset(float(offset)), "change the objective offset")
+        self._check(h.changeColsCost(self._n_cols, np.arange(self._n_cols, dtype=np.int32), _f64(dense)),
+                    "change the costs")
+
+    def set_col_bounds(self, cols, lower, upper) -> None:
+        """Change the bounds of columns ``cols`` (scalars or arrays, broadcast)."""
+        cols = self._cols(cols)
+        lower = np.broadcast_to(np.asarray(lower, dtype=np.float64), cols.shape)
+        upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), cols.shape)
+        self._check(self.highs.changeColsBounds(cols.size, cols, _f64(lower), _f64(upper)), "change column bounds")
+
+    def solve(self, time_limit: float | None = None):
+        """Run HiGHS. Returns ``(SolveResult, column values or None)``; statuses as :func:`solve`
+        gives them (a failure inside HiGHS is ``Status.ERROR``, never an exception)."""
+        if time_limit is not None and not (float(time_limit) > 0):
+            raise SolveError(f"time_limit must be positive (seconds), got {time_limit}")
+        hs, h = self._hs, self.highs
+        size = self.size()
+        t0 = time.perf_counter()
+        try:
+            h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else float("inf"))
+            run_status = h.run()
+            model_status = h.getModelStatus()
+            if (run_status == hs.HighsStatus.kError and model_status == hs.HighsModelStatus.kNotset
+                    and self._threads is not None):
+                # HiGHS refuses to run with a `threads` option other than the thread count its
+                # process-wide scheduler was started with (by any earlier run); restart it once.
+                hs.Highs.resetGlobalScheduler(True)
+                h.run()
+                model_status = h.getModelStatus()
+            info = h.getInfo()
+            has_solution = info.primal_solution_status == 2  # 0 none, 1 infeasible, 2 feasible
+            status = _highs_status(model_status, hs)
+            if status == Status.OPTIMAL and not has_solution and self._n_cols > 0:
+                status = Status.ERROR
+            objective = info.objective_function_value if has_solution else None
+            if info.mip_node_count == -1:  # solved as an LP
+                bound = objective if (status == Status.OPTIMAL and has_solution) else None
+            else:
+                bound = info.mip_dual_bound
+            values = np.array(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+            message = h.modelStatusToString(model_status)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a crashed solver is an honest "error", never a verdict
+            return SolveResult(Status.ERROR, "highs", time.perf_counter() - t0,
+                               message=f"{type(exc).__name__}: {exc}", size=size), None
+        wall = time.perf_counter() - t0
+        return SolveResult(status, "highs", wall, has_solution, _finite_or_none(objective), _finite_or_none(bound),
+                           message, size), values
+
+
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _i32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int32)

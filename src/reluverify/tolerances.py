@@ -38,3 +38,8 @@ WITNESS_RETRIES = 3
 # Small outward tolerance when a witness's budget is compared with the allowed budget (the solver
 # may use up to its feasibility tolerance on each of 784 rows).
 BUDGET_CHECK_TOLERANCE = 1e-6
+
+# VNN-COMP accepts a counterexample when the ONNX model (onnxruntime, float32) run on it satisfies
+# the property within this absolute tolerance. We ask more of ourselves: the float64 forward pass
+# must satisfy it exactly (violation <= 0), and onnxruntime within this tolerance.
+COUNTEREXAMPLE_TOLERANCE = 1e-4

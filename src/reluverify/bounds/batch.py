@@ -1,0 +1,169 @@
+"""Symbolic bounds for many input boxes at once (the workhorse of input-domain splitting).
+
+The same back-substitution as :mod:`reluverify.bounds.symbolic` (CROWN/DeepPoly relaxations of
+each ReLU, intersected with interval bounds, widened for float64 rounding), vectorised over a batch
+of ``B`` boxes: arrays carry a leading batch axis. For networks with few inputs (ACAS Xu has 5),
+thousands of sub-boxes are bounded per second, which is what makes splitting the input box pay.
+
+:func:`batch_bounds` gives every neuron's pre-activation bounds per box; :func:`batch_linear_bounds`
+bounds linear functions ``a_x x + a_y y`` of the inputs and outputs over each box, and also returns
+the linear lower bound's input coefficients (the "direction" a splitting heuristic looks at).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..network import Network
+from .interval import widen
+
+
+def _relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
+    """Batched ``(lower_slope, upper_slope, upper_offset)`` of each neuron (arrays of shape (B, n))."""
+    if not relu:
+        one = np.ones_like(lo)
+        return one, one, np.zeros_like(lo)
+    active = lo >= 0
+    unstable = (lo < 0) & (hi > 0)
+    denom = np.where(unstable, hi - lo, 1.0)
+    slope = np.where(unstable, hi / denom, 0.0)
+    a_up = np.where(active, 1.0, slope)
+    b_up = np.where(unstable, -slope * lo, 0.0)
+    a_low = np.where(active, 1.0, np.where(unstable & (hi >= -lo), 1.0, 0.0))
+    return a_low, a_up, b_up
+
+
+def _concretise_min(A: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``min_{lo <= x <= hi} A x + c`` per box and row (A: (B, m, n), c: (B, m), lo/hi: (B, n))."""
+    return (np.einsum("bmn,bn->bm", np.maximum(A, 0.0), lo)
+            + np.einsum("bmn,bn->bm", np.minimum(A, 0.0), hi) + c)
+
+
+def _magnitude(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.einsum("bmn,bn->bm", np.abs(A), np.maximum(np.abs(lo), np.abs(hi))) + np.abs(c)
+
+
+def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weight: np.ndarray,
+                     bias: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool = True) -> tuple:
+    """Lower (and upper) symbolic bounds of ``weight @ h_{k-1} + bias`` over each box.
+
+    ``weight`` is (m, n_{k-1}) or batched (B, m, n_{k-1}); ``lowers``/``uppers`` hold (B, n_j)
+    pre-activation bounds of layers ``0..k-1``. Returns ``(lb, ub, A_lo, c_lo)`` with ``lb``/``ub`` of
+    shape (B, m) (``ub`` None unless asked) and the lower bound's input coefficients ``A_lo``.
+    """
+    B = lo.shape[0]
+    W = np.broadcast_to(weight, (B,) + weight.shape[-2:]) if weight.ndim == 2 else weight
+    m = W.shape[1]
+    c = np.broadcast_to(bias, (B, m)).astype(np.float64)
+    # an upper bound of f is minus the lower bound of -f: stack both and walk back once
+    A = np.concatenate([W, -W], axis=1) if upper else np.array(W, dtype=np.float64)
+    c = np.concatenate([c, -c], axis=1) if upper else c
+    M = A.shape[1]
+    for j in range(k - 1, -1, -1):
+        prev = network.layers[j]
+        a_low, a_up, b_up = _relaxation(lowers[j], uppers[j], prev.activation == "relu")
+        neg = np.minimum(A, 0.0)
+        pos = A - neg
+        c = c + np.einsum("bmn,bn->bm", neg, b_up)
+        D = pos * a_low[:, None, :] + neg * a_up[:, None, :]
+        c = c + D @ prev.bias
+        # one large matrix product instead of B small ones
+        A = (D.reshape(B * M, -1) @ prev.weight).reshape(B, M, -1)
+    lb_all = _concretise_min(A, c, lo, hi)
+    mag = _magnitude(A, lo, hi, c)
+    lb, _ = widen(lb_all[:, :m], lb_all[:, :m], mag[:, :m])
+    ub = None
+    if upper:
+        ub = widen(-lb_all[:, m:], -lb_all[:, m:], mag[:, m:])[1]
+    return lb, ub, A[:, :m], c[:, :m]
+
+
+def _interval(weight: np.ndarray, bias: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
+    mid = 0.5 * (lo + hi)
+    rad = 0.5 * (hi - lo)
+    absw = np.abs(weight)
+    centre = mid @ weight.T + bias
+    spread = rad @ absw.T
+    mag = np.maximum(np.abs(lo), np.abs(hi)) @ absw.T + np.abs(bias)
+    return widen(centre - spread, centre + spread, mag)
+
+
+def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple | None = None) -> tuple:
+    """Pre-activation bounds of every layer over each box ``[lo[b], hi[b]]``.
+
+    Interval propagation intersected with back-substitution. Neurons that the cheap bounds already
+    prove inactive are not back-substituted (their output is 0 whatever their bounds); the rest are
+    gathered per box, so deep sub-boxes where many neurons are off cost less.
+    ``parent=(lowers, uppers)`` are bounds valid for each box (e.g. those of the box it was split
+    from): results are intersected with them. Returns ``(lowers, uppers)``: lists (one per layer)
+    of arrays of shape (B, n_k). Sound: every input in box ``b`` gives pre-activations inside row
+    ``b`` (float64 rounding absorbed by widening).
+    """
+    lo = np.atleast_2d(np.asarray(lo, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(hi, dtype=np.float64))
+    B = lo.shape[0]
+    lowers, uppers = [], []
+    h_lo, h_hi = lo, hi
+    last = len(network.layers) - 1
+    for k, layer in enumerate(network.layers):
+        zl, zu = _interval(layer.weight, layer.bias, h_lo, h_hi)
+        if parent is not None:
+            zl, zu = np.maximum(zl, parent[0][k]), np.minimum(zu, parent[1][k])
+        relu = layer.activation == "relu"
+        if k > 0 and (relu or k != last):
+            # inactive neurons (upper <= 0) stay at 0 whatever their bounds; every other neuron's
+            # bounds matter (active ones feed the interval bounds of the next layer)
+            unstable = zu > 0 if relu else np.ones_like(zl, dtype=bool)
+            K = int(unstable.sum(axis=1).max()) if B else 0
+            if K:
+                idx = np.argsort(~unstable, axis=1, kind="stable")[:, :K]  # unstable neurons first
+                mask = np.take_along_axis(unstable, idx, axis=1)
+                sl, su, _, _ = _back_substitute(network, k, lowers, uppers, layer.weight[idx],
+                                                layer.bias[idx], lo, hi)
+                rows = np.broadcast_to(np.arange(B)[:, None], idx.shape)
+                r, c = rows[mask], idx[mask]
+                zl[r, c] = np.maximum(zl[r, c], sl[mask])
+                zu[r, c] = np.minimum(zu[r, c], su[mask])
+        zu = np.maximum(zu, zl)
+        lowers.append(zl)
+        uppers.append(zu)
+        if relu:
+            h_lo, h_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
+        else:
+            h_lo, h_hi = zl, zu
+    return lowers, uppers
+
+
+def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.ndarray, hi: np.ndarray,
+                        a_x: np.ndarray, a_y: np.ndarray) -> tuple:
+    """Sound lower bounds of ``a_x @ x + a_y @ y`` (rows of shape (m,)) over each box.
+
+    ``lowers``/``uppers`` come from :func:`batch_bounds` for the same boxes. Returns ``(lb, A)``:
+    ``lb`` (B, m) and the input coefficients ``A`` (B, m, n_inputs) of the linear lower bound (its
+    large entries times the box widths say which input a split should halve).
+    """
+    L = len(network.layers)
+    last = network.layers[-1]
+    a_y = np.atleast_2d(np.asarray(a_y, dtype=np.float64))
+    a_x = np.atleast_2d(np.asarray(a_x, dtype=np.float64))
+    if last.activation == "linear":  # y = W h + b: substitute the last affine map directly
+        weight, bias = a_y @ last.weight, a_y @ last.bias
+    else:  # y = relu(z): relax the output ReLUs first (lower bound: sign-dependent slopes)
+        B = lo.shape[0]
+        a_low, a_up, b_up = _relaxation(lowers[L - 1], uppers[L - 1], True)
+        W = np.broadcast_to(a_y, (B,) + a_y.shape)
+        pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
+        D = pos * a_low[:, None, :] + neg * a_up[:, None, :]
+        weight = D @ last.weight
+        bias = D @ last.bias + np.einsum("bmn,bn->bm", neg, b_up)
+    _, _, A, c = _back_substitute(network, L - 1, lowers, uppers, weight, bias, lo, hi, upper=False)
+    A = A + a_x[None, :, :]
+    lb = _concretise_min(A, c, lo, hi)
+    lb = widen(lb, lb, _magnitude(A, lo, hi, c))[0]
+    return lb, A
+
+
+def forward_rows(network: Network, x: np.ndarray, a_x: np.ndarray, a_y: np.ndarray) -> np.ndarray:
+    """``a_x @ x + a_y @ f(x)`` for a batch of inputs (B, n) → (B, m), in float64."""
+    y = network.forward(np.atleast_2d(x))
+    return np.atleast_2d(x) @ np.atleast_2d(a_x).T + y @ np.atleast_2d(a_y).T

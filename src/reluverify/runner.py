@@ -1,0 +1,219 @@
+"""VNN-COMP-style runs: one instance (network + property + timeout), a resumable batch, a score.
+
+* :func:`run_instance` reads an ONNX network and a VNN-LIB property, decides it with
+  :func:`reluverify.problems.verification.check_property` (counterexamples re-checked by
+  onnxruntime and the float64 forward pass) and writes the competition's result file.
+* :func:`run_instances` walks an ``instances.csv`` (``onnx,vnnlib,timeout`` rows) and appends one
+  CSV row per finished instance, flushed and fsynced before the next one starts: a run that is
+  killed (even by SIGKILL) loses at most the instance in flight, and a rerun with the same output
+  skips what is already there.
+* :func:`score` compares such a results file with a ``ground_truth.csv``: correct, incorrect and
+  unsolved counts and the competition's score (+10 per correct verdict, -150 per wrong one).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError, ModelFileError, ReluVerifyError
+
+RESULT_FIELDS = ["onnx", "vnnlib", "timeout", "verdict", "time_s", "method", "message"]
+CORRECT_POINTS = 10
+INCORRECT_POINTS = -150
+
+
+def _resolve(path: str | os.PathLike, root: Path | None) -> Path:
+    """``path`` (relative to ``root``), or the same path with ``.gz`` appended when only that exists."""
+    p = Path(path)
+    if root is not None and not p.is_absolute():
+        p = root / p
+    if p.exists():
+        return p
+    gz = p.with_name(p.name + ".gz")
+    if gz.exists():
+        return gz
+    raise ModelFileError(f"{p} does not exist (nor {gz.name}); check the path or the --root folder")
+
+
+def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = "highs", out=None,
+                 threads: int | None = None):
+    """Decide one instance within ``timeout`` seconds (loading included). Returns the
+    :class:`~reluverify.results.PropertyResult`; with ``out``, also writes the result file in the
+    VNN-COMP format (``sat`` followed by the counterexample, or ``unsat``/``timeout``/``unknown``)."""
+    from .io.onnx import from_onnx, onnxruntime_forward
+    from .io.vnnlib import read_vnnlib, write_result
+    from .problems.verification import check_property
+
+    if not float(timeout) > 0:
+        raise InputError(f"timeout must be positive (seconds), got {timeout}")
+    t0 = time.perf_counter()
+    network = from_onnx(onnx_path)
+    prop = read_vnnlib(vnnlib_path, n_inputs=network.n_inputs, n_outputs=network.n_outputs)
+    left = max(float(timeout) - (time.perf_counter() - t0), 0.05)
+    result = check_property(network, prop, solver=solver, time_limit=left, threads=threads,
+                            reference=lambda x: onnxruntime_forward(onnx_path, x))
+    result.time_s = time.perf_counter() - t0
+    if out is not None:
+        write_result(out, str(result.verdict), result.x, result.y)
+    return result
+
+
+def read_instances(path) -> list:
+    """Rows ``(onnx, vnnlib, timeout)`` of an ``instances.csv`` (no header)."""
+    rows = []
+    with open(path, newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 3:
+                raise InputError(f"{path}, line {lineno}: expected 'onnx,vnnlib,timeout', got {row}")
+            try:
+                timeout = float(row[2])
+            except ValueError:
+                raise InputError(f"{path}, line {lineno}: timeout {row[2]!r} is not a number") from None
+            rows.append((row[0].strip(), row[1].strip(), timeout))
+    return rows
+
+
+def read_results(path) -> list:
+    """The rows of a results CSV written by :func:`run_instances` (dicts); [] if it does not exist.
+    A last line cut short by a kill is ignored."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh)]
+    return [r for r in rows if r.get("message") is not None and r.get("verdict")]
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs", limit: int | None = None,
+                  timeout_scale: float = 1.0, cex_dir=None, progress=True, select=None) -> list:
+    """Run every instance of ``instances_csv`` not yet in ``results_csv``; append one row each.
+
+    ``root`` is the folder the instance paths are relative to (default: the CSV's folder).
+    ``select(onnx, vnnlib) -> bool`` filters instances; ``limit`` stops after that many new ones.
+    An instance that raises is recorded with verdict ``error`` and its message; the run goes on.
+    Returns all rows of ``results_csv`` (old and new).
+    """
+    instances_csv = Path(instances_csv)
+    root = instances_csv.parent if root is None else Path(root)
+    results_csv = Path(results_csv)
+    results_csv.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["onnx"], r["vnnlib"]) for r in read_results(results_csv)}
+    todo = [r for r in read_instances(instances_csv) if (r[0], r[1]) not in done
+            and (select is None or select(r[0], r[1]))]
+    if limit is not None:
+        todo = todo[:limit]
+    t_start = time.perf_counter()
+    for n, (onnx_rel, vnnlib_rel, timeout) in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        row = {"onnx": onnx_rel, "vnnlib": vnnlib_rel, "timeout": timeout}
+        try:
+            out = None
+            if cex_dir is not None:
+                stem = f"{Path(onnx_rel).name.split('.')[0]}-{Path(vnnlib_rel).name.split('.')[0]}"
+                Path(cex_dir).mkdir(parents=True, exist_ok=True)
+                out = Path(cex_dir) / f"{stem}.txt"
+            res = run_instance(_resolve(onnx_rel, root), _resolve(vnnlib_rel, root), timeout * timeout_scale,
+                               solver=solver, out=out)
+            row.update(verdict=str(res.verdict), time_s=f"{res.time_s:.3f}", method=res.method,
+                       message=res.message.replace("\n", " ")[:300])
+        except ReluVerifyError as exc:
+            row.update(verdict="error", time_s=f"{time.perf_counter() - t0:.3f}", method="",
+                       message=f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300])
+        except Exception as exc:  # a crash in one instance must not lose the batch
+            row.update(verdict="error", time_s=f"{time.perf_counter() - t0:.3f}", method="",
+                       message=f"crash {type(exc).__name__}: {exc}".replace("\n", " ")[:300])
+        _append(results_csv, row)
+        if progress:
+            _progress(n, len(todo), row, time.perf_counter() - t_start)
+    if progress and todo:
+        sys.stderr.write("\n")
+    return read_results(results_csv)
+
+
+def _progress(n: int, total: int, row: dict, elapsed: float) -> None:
+    width = 30
+    filled = int(width * n / max(total, 1))
+    bar = "#" * filled + "-" * (width - filled)
+    name = f"{Path(row['onnx']).name.split('.')[0]} {Path(row['vnnlib']).name.split('.')[0]}"
+    sys.stderr.write(f"\r[{bar}] {n}/{total} {elapsed:7.1f} s  {name[:40]:40s} {row['verdict']:8s}")
+    sys.stderr.flush()
+
+
+@dataclass
+class Score:
+    """Counts against the ground truth; ``score`` uses the competition's +10 / -150."""
+
+    correct: int
+    incorrect: int
+    unsolved: int
+    missing: int
+    score: int
+    rows: list
+    median_time: dict
+
+    def table(self) -> str:
+        lines = ["| result | count |", "|---|---|", f"| correct | {self.correct} |",
+                 f"| incorrect | {self.incorrect} |", f"| unsolved (timeout/unknown/error) | {self.unsolved} |"]
+        if self.missing:
+            lines.append(f"| not run yet | {self.missing} |")
+        lines.append(f"| score (+{CORRECT_POINTS} / {INCORRECT_POINTS}) | {self.score} |")
+        return "\n".join(lines)
+
+
+def _key(onnx: str, vnnlib: str) -> tuple:
+    return (Path(onnx).name.split(".")[0], Path(vnnlib).name.split(".vnnlib")[0])
+
+
+def score(results_csv, ground_truth_csv) -> Score:
+    """Score a results file against ``ground_truth.csv`` (columns ``onnx``, ``vnnlib``,
+    ``ground_truth`` with values ``sat``/``unsat``)."""
+    truth = {}
+    with open(ground_truth_csv, newline="") as fh:
+        for r in csv.DictReader(fh):
+            if not {"onnx", "vnnlib", "ground_truth"} <= set(r):
+                raise InputError(f"{ground_truth_csv}: needs the columns onnx, vnnlib, ground_truth")
+            truth[_key(r["onnx"], r["vnnlib"])] = r["ground_truth"].strip()
+    results = {_key(r["onnx"], r["vnnlib"]): r for r in read_results(results_csv)}
+    correct = incorrect = unsolved = 0
+    times: dict = {"sat": [], "unsat": []}
+    rows = []
+    for key, expected in truth.items():
+        r = results.get(key)
+        if r is None:
+            continue
+        got = r["verdict"]
+        if got in ("sat", "unsat"):
+            if got == expected:
+                correct += 1
+                times[got].append(float(r["time_s"]))
+                outcome = "correct"
+            else:
+                incorrect += 1
+                outcome = "INCORRECT"
+        else:
+            unsolved += 1
+            outcome = "unsolved"
+        rows.append((key[0], key[1], expected, got, float(r["time_s"]), outcome))
+    missing = len(truth) - len(rows)
+    import statistics
+
+    med = {k: (statistics.median(v) if v else None) for k, v in times.items()}
+    return Score(correct, incorrect, unsolved, missing, CORRECT_POINTS * correct + INCORRECT_POINTS * incorrect,
+                 rows, med)
