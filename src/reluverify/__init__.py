@@ -2,10 +2,11 @@
 
 The data flows one way, one module per stage::
 
-    io (keras, ...) -> network -> domain/bounds -> formulation (Pyomo block)
-        -> problems (inference, ...) -> solve -> check -> results
+    io (keras, onnx, vnnlib) -> network / spec -> domain/bounds -> formulation (Pyomo block or
+        arrays) -> problems (inference, adversarial, verification) -> solve -> check -> results
 
-Importing reluverify never imports TensorFlow; the Keras importer loads it when called.
+``runner`` runs VNN-COMP-style instance lists (resumable) and scores them.
+Importing reluverify never imports TensorFlow or onnx; the importers load them when called.
 """
 
 from .bounds import Bounds, compute_bounds, interval_bounds
@@ -26,7 +27,9 @@ from .errors import (
 from .formulation import NetworkBlock, add_network
 from .network import Layer, Network
 from .problems.inference import build_inference_model, infer
-from .results import InferenceResult, SolveResult, Status
+from .problems.verification import check_property
+from .results import InferenceResult, PropertyResult, PropertyVerdict, SolveResult, Status
+from .spec import Property, Region
 from .solve import SOLVERS, available_solvers, solve
 
 __version__ = "0.1.0"
@@ -39,7 +42,22 @@ def from_keras(model, **kwargs) -> Network:
     return _from_keras(model, **kwargs)
 
 
+def from_onnx(model, **kwargs) -> Network:
+    """Import an ONNX model (path, ``.onnx.gz`` or ``ModelProto``) as a :class:`Network` (imports onnx lazily)."""
+    from .io.onnx import from_onnx as _from_onnx
+
+    return _from_onnx(model, **kwargs)
+
+
+def read_vnnlib(source, **kwargs) -> Property:
+    """Read a VNN-LIB property (path, ``.vnnlib.gz`` or text) as a :class:`Property`."""
+    from .io.vnnlib import read_vnnlib as _read_vnnlib
+
+    return _read_vnnlib(source, **kwargs)
+
+
 __all__ = [
+    "Property", "PropertyResult", "PropertyVerdict", "Region", "check_property", "from_onnx", "read_vnnlib",
     "Box", "Bounds", "DatasetError", "InferenceResult", "InputError", "Layer", "LicenseLimitError",
     "MissingDependencyError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",

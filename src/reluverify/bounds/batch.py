@@ -18,8 +18,11 @@ from ..network import Network
 from .interval import widen
 
 
-def _relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
-    """Batched ``(lower_slope, upper_slope, upper_offset)`` of each neuron (arrays of shape (B, n))."""
+def _relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool, parallel: bool = False) -> tuple:
+    """Batched ``(lower_slope, upper_slope, upper_offset)`` of each neuron (arrays of shape (B, n)).
+
+    An unstable neuron's lower slope is CROWN's adaptive 0 or 1, or with ``parallel`` the upper
+    chord's slope ``u / (u - l)`` (any slope in [0, 1] is sound)."""
     if not relu:
         one = np.ones_like(lo)
         return one, one, np.zeros_like(lo)
@@ -29,7 +32,10 @@ def _relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
     slope = np.where(unstable, hi / denom, 0.0)
     a_up = np.where(active, 1.0, slope)
     b_up = np.where(unstable, -slope * lo, 0.0)
-    a_low = np.where(active, 1.0, np.where(unstable & (hi >= -lo), 1.0, 0.0))
+    if parallel:
+        a_low = np.where(active, 1.0, slope)
+    else:
+        a_low = np.where(active, 1.0, np.where(unstable & (hi >= -lo), 1.0, 0.0))
     return a_low, a_up, b_up
 
 
@@ -44,7 +50,8 @@ def _magnitude(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, c: np.ndarray) -> 
 
 
 def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weight: np.ndarray,
-                     bias: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool = True) -> tuple:
+                     bias: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool = True,
+                     parallel: bool = False) -> tuple:
     """Lower (and upper) symbolic bounds of ``weight @ h_{k-1} + bias`` over each box.
 
     ``weight`` is (m, n_{k-1}) or batched (B, m, n_{k-1}); ``lowers``/``uppers`` hold (B, n_j)
@@ -61,7 +68,7 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     M = A.shape[1]
     for j in range(k - 1, -1, -1):
         prev = network.layers[j]
-        a_low, a_up, b_up = _relaxation(lowers[j], uppers[j], prev.activation == "relu")
+        a_low, a_up, b_up = _relaxation(lowers[j], uppers[j], prev.activation == "relu", parallel)
         neg = np.minimum(A, 0.0)
         pos = A - neg
         c = c + np.einsum("bmn,bn->bm", neg, b_up)
@@ -156,11 +163,21 @@ def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.nda
         D = pos * a_low[:, None, :] + neg * a_up[:, None, :]
         weight = D @ last.weight
         bias = D @ last.bias + np.einsum("bmn,bn->bm", neg, b_up)
-    _, _, A, c = _back_substitute(network, L - 1, lowers, uppers, weight, bias, lo, hi, upper=False)
-    A = A + a_x[None, :, :]
-    lb = _concretise_min(A, c, lo, hi)
-    lb = widen(lb, lb, _magnitude(A, lo, hi, c))[0]
-    return lb, A
+    # two sound lower bounds (adaptive and parallel lower slopes); keep the better one per box/row
+    best_lb, best_A = None, None
+    for parallel in (False, True):
+        _, _, A, c = _back_substitute(network, L - 1, lowers, uppers, weight, bias, lo, hi, upper=False,
+                                      parallel=parallel)
+        A = A + a_x[None, :, :]
+        lb = _concretise_min(A, c, lo, hi)
+        lb = widen(lb, lb, _magnitude(A, lo, hi, c))[0]
+        if best_lb is None:
+            best_lb, best_A = lb, A
+        else:
+            better = lb > best_lb
+            best_lb = np.where(better, lb, best_lb)
+            best_A = np.where(better[:, :, None], A, best_A)
+    return best_lb, best_A
 
 
 def forward_rows(network: Network, x: np.ndarray, a_x: np.ndarray, a_y: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 
-from ..bounds import compute_bounds
+from ..bounds import LPBounds, compute_bounds
 from ..bounds.batch import batch_bounds, batch_linear_bounds
 from ..check import check_counterexample, snap_float32
 from ..domain import Box
@@ -39,9 +39,16 @@ from ..spec import Property, Region
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .attack import backpropagate
 
+LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
 SPLIT_MAX_INPUTS = 16  # input splitting pays for low-dimensional inputs (ACAS Xu has 5)
 SPLIT_BATCH = 1024  # sub-boxes bounded together
-SPLIT_REUSE_PARENT = False  # intersect sub-box bounds with the parent box's (measured: more boxes, see notes)
+# Input splitting runs as a portfolio: the tree size depends wildly on the choice of the input to
+# halve (measured on ACAS Xu: one instance needs 500 boxes with one rule and > 30,000 with another,
+# and no rule wins everywhere). Each strategy (candidates, score rows, look-ahead quality) gets a
+# box budget in turn; budgets double every round, so the total work stays within a small factor of
+# the best strategy's.
+SPLIT_PORTFOLIO = ((1, "all", "sum"), (5, "closest", "sum"), (2, "closest", "sum"))
+SPLIT_FIRST_BUDGET = 1000
 ATTACK_SAMPLES = 2048
 ATTACK_STEPS = 60
 ATTACK_STARTS = 32
@@ -139,74 +146,79 @@ class _Checker:
         return None
 
 
+def _evaluate_boxes(network: Network, region: Region, lo: np.ndarray, hi: np.ndarray) -> tuple:
+    """Per box: the rows' lower bounds less their right-hand sides (``excess``, (B, m); a box with
+    any excess > 0 cannot reach the region) and the lower bounds' input coefficients (B, m, n)."""
+    lowers, uppers = batch_bounds(network, lo, hi)
+    lb, A = batch_linear_bounds(network, lowers, uppers, lo, hi, region.a_x, region.a_y)
+    return lb - region.b[None, :], A
+
+
 class _BoxStack:
-    """Sub-boxes still to decide, with the bounds of the box each was split from (valid for it)."""
+    """Sub-boxes still to decide (each already bounded: its row excesses and directions)."""
 
-    def __init__(self, lo: np.ndarray, hi: np.ndarray):
-        self.chunks = [(lo[None, :], hi[None, :], None)]
-        self.size = 1
+    def __init__(self):
+        self.chunks: list = []
+        self.size = 0
 
-    def push(self, lo, hi, bounds) -> None:
-        if len(lo):
-            self.chunks.append((lo, hi, bounds))
-            self.size += len(lo)
+    def push(self, *arrays) -> None:
+        if len(arrays[0]):
+            self.chunks.append(arrays)
+            self.size += len(arrays[0])
 
     def pop(self, n: int) -> tuple:
         """About ``n`` boxes from the top (depth first keeps the stack small)."""
-        los, his, bnds, got = [], [], [], 0
+        parts, got = [], 0
         while self.chunks and got < n:
-            lo, hi, bd = self.chunks.pop()
-            take = min(n - got, len(lo))
-            if take < len(lo):  # put the rest back
-                rest = None if bd is None else ([a[:-take] for a in bd[0]], [a[:-take] for a in bd[1]])
-                self.chunks.append((lo[:-take], hi[:-take], rest))
-                lo, hi = lo[-take:], hi[-take:]
-                bd = None if bd is None else ([a[-take:] for a in bd[0]], [a[-take:] for a in bd[1]])
-            los.append(lo)
-            his.append(hi)
-            bnds.append(bd)
+            chunk = self.chunks.pop()
+            take = min(n - got, len(chunk[0]))
+            if take < len(chunk[0]):  # put the rest back
+                self.chunks.append(tuple(a[:-take] for a in chunk))
+                chunk = tuple(a[-take:] for a in chunk)
+            parts.append(chunk)
             got += take
         self.size -= got
-        if any(b is None for b in bnds):
-            parent = None
-        else:
-            parent = ([np.concatenate([b[0][k] for b in bnds]) for k in range(len(bnds[0][0]))],
-                      [np.concatenate([b[1][k] for b in bnds]) for k in range(len(bnds[0][1]))])
-        return np.concatenate(los), np.concatenate(his), parent
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
 
 def _split(network: Network, region: Region, checker: _Checker, deadline: _Deadline, stats: dict,
-           batch: int = SPLIT_BATCH) -> tuple:
+           batch: int = SPLIT_BATCH, candidates: int = 1, score_rows: str = "all", quality: str = "sum",
+           max_boxes: int | None = None) -> tuple:
     """Input-domain splitting with batched symbolic bounds. Returns ``(status, check)`` with
     status ``"unsat"`` (every sub-box ruled out), ``"sat"``, ``"unknown"`` (a box too small to
-    split any further) or ``"timeout"``."""
-    stack = _BoxStack(region.lower, region.upper)
+    split any further), ``"budget"`` (more than ``max_boxes`` bounded) or ``"timeout"``.
+
+    Each box is halved along one of the ``candidates`` inputs that matter most: |lower-bound
+    coefficient| x width, for the row closest to being ruled out (``score_rows="closest"``) or the
+    largest over all rows (``"all"``). With several candidates all halvings are bounded and the one
+    whose halves are closest to being ruled out wins (``quality``: ``"sum"`` over both halves, or
+    ``"min"``, the worse half) - a one-step look-ahead.
+    """
     n_boxes = 0
 
     def finish(status, chk=None):
         stats["split_boxes"] = stats.get("split_boxes", 0) + n_boxes
         return status, chk
 
+    lo, hi = region.lower[None, :], region.upper[None, :]
+    excess, A = _evaluate_boxes(network, region, lo, hi)
+    n_boxes += 1
+    stack = _BoxStack()
+    if not np.any(excess > 0):
+        stack.push(lo, hi, excess, A)
+    n_in = region.n_inputs
     while stack.size:
         if deadline.expired():
             return finish("timeout")
-        lo, hi, parent = stack.pop(batch)
-        n_boxes += len(lo)
-        lowers, uppers = batch_bounds(network, lo, hi, parent if SPLIT_REUSE_PARENT else None)
-        lb, A = batch_linear_bounds(network, lowers, uppers, lo, hi, region.a_x, region.a_y)
-        excess = lb - region.b[None, :]
-        alive = ~np.any(excess > 0, axis=1)
-        if not np.any(alive):
-            continue
-        lo, hi, excess, A = lo[alive], hi[alive], excess[alive], A[alive]
-        lowers = [a[alive] for a in lowers]
-        uppers = [a[alive] for a in uppers]
-        # candidates: centres, and the corners minimising the tightest row's linear lower bound
-        rows = np.arange(len(lo))
+        if max_boxes is not None and n_boxes > max_boxes:
+            return finish("budget")
+        lo, hi, excess, A = stack.pop(max(1, batch // (2 * candidates)))
+        B = len(lo)
+        rows = np.arange(B)
+        # candidate counterexamples: centres, and the corners minimising the tightest row's bound
         r = np.argmax(excess, axis=1)
         Ar = A[rows, r]
-        corner = np.where(Ar > 0, lo, hi)
-        cand = np.concatenate([0.5 * (lo + hi), corner])
+        cand = np.concatenate([0.5 * (lo + hi), np.where(Ar > 0, lo, hi)])
         v = np.max(_rows_value(network, cand, region), axis=1)
         for i in np.argsort(v)[:4]:
             if v[i] <= 0:
@@ -214,20 +226,65 @@ def _split(network: Network, region: Region, checker: _Checker, deadline: _Deadl
                 if chk is not None:
                     return finish("sat", chk)
         width = hi - lo
-        score = np.abs(Ar) * width
-        # a box that cannot be split any further (float precision) cannot be decided here
+        if score_rows == "all":
+            score = np.max(np.abs(A), axis=1) * width
+        else:
+            score = np.abs(Ar) * width
+        # an input that cannot be halved any further (float precision) is no candidate
         score[width <= 1e-12 * np.maximum(1.0, np.abs(lo))] = -1.0
-        dim = np.argmax(score, axis=1)
-        if np.any(score[rows, dim] <= 0):
+        k = min(candidates, n_in)
+        dims = np.argsort(-score, axis=1)[:, :k]  # (B, k)
+        if np.any(score[rows, dims[:, 0]] <= 0):
             return finish("unknown")
-        mid = 0.5 * (lo[rows, dim] + hi[rows, dim])
-        left_hi = hi.copy()
-        left_hi[rows, dim] = mid
-        right_lo = lo.copy()
-        right_lo[rows, dim] = mid
-        stack.push(np.concatenate([lo, right_lo]), np.concatenate([left_hi, hi]),
-                   ([np.concatenate([a, a]) for a in lowers], [np.concatenate([a, a]) for a in uppers]))
+        # children of every candidate halving: (k, 2, B) boxes
+        c_lo = np.repeat(lo[None, None], 2, axis=1).repeat(k, axis=0)
+        c_hi = np.repeat(hi[None, None], 2, axis=1).repeat(k, axis=0)
+        for c in range(k):
+            d = dims[:, c]
+            mid = 0.5 * (lo[rows, d] + hi[rows, d])
+            c_hi[c, 0, rows, d] = mid
+            c_lo[c, 1, rows, d] = mid
+        ex, AA = _evaluate_boxes(network, region, c_lo.reshape(-1, n_in), c_hi.reshape(-1, n_in))
+        n_boxes += ex.shape[0]
+        m = ex.shape[1]
+        ex = ex.reshape(k, 2, B, m)
+        AA = AA.reshape(k, 2, B, m, n_in)
+        closeness = np.max(ex, axis=3)  # (k, 2, B): > 0 means that half is ruled out
+        # a candidate whose dimension could not be halved must not win
+        valid = score[rows[None, :], dims.T] > 0  # (k, B)
+        if quality == "min":
+            q = np.minimum(closeness[:, 0], closeness[:, 1])
+        else:
+            q = np.minimum(closeness[:, 0], 0.0) + np.minimum(closeness[:, 1], 0.0)
+        goodness = np.where(valid, q, -np.inf)
+        best = np.argmax(goodness, axis=0)  # (B,)
+        for half in (0, 1):
+            keep = closeness[best, half, rows] <= 0
+            if np.any(keep):
+                stack.push(c_lo[best, half, rows][keep], c_hi[best, half, rows][keep],
+                           ex[best, half, rows][keep], AA[best, half, rows][keep])
     return finish("unsat")
+
+
+def _split_portfolio(network: Network, region: Region, checker: _Checker, deadline: _Deadline,
+                     stats: dict) -> tuple:
+    """:func:`_split` with each strategy of ``SPLIT_PORTFOLIO`` in turn, doubling box budgets."""
+    budget = SPLIT_FIRST_BUDGET
+    unknown = set()
+    while True:
+        for k, (cands, rows, quality) in enumerate(SPLIT_PORTFOLIO):
+            if k in unknown:
+                continue
+            status, chk = _split(network, region, checker, deadline, stats, candidates=cands,
+                                 score_rows=rows, quality=quality, max_boxes=budget)
+            if status in ("sat", "unsat", "timeout"):
+                stats["split_strategy"] = k
+                return status, chk
+            if status == "unknown":
+                unknown.add(k)
+        if len(unknown) == len(SPLIT_PORTFOLIO):
+            return "unknown", None
+        budget *= 2
 
 
 def _region_rows_lb(network: Network, bounds, region: Region) -> np.ndarray:
@@ -344,7 +401,10 @@ def check_property(
     def box_bounds(region: Region, method: str):
         key = (region.lower.tobytes(), region.upper.tobytes(), method)
         if key not in bounds_cache:
-            bounds_cache[key] = compute_bounds(network, Box(region.lower, region.upper), method)
+            strategy = method
+            if method == "lp":  # LP tightening gets a share of the time left, never all of it
+                strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.left()))
+            bounds_cache[key] = compute_bounds(network, Box(region.lower, region.upper), strategy)
         return bounds_cache[key]
 
     remaining = []
@@ -383,7 +443,7 @@ def check_property(
         # most promising regions first: the smallest attack excess
         undecided = []
         for i in remaining:
-            status, chk = _split(network, prop.regions[i], checker, deadline, stats)
+            status, chk = _split_portfolio(network, prop.regions[i], checker, deadline, stats)
             if status == "sat":
                 stats["split_s"] = time.perf_counter() - t0
                 return done("sat", "split", chk)
