@@ -84,11 +84,12 @@ def run_marabou(bench: str, results_csv: Path, select, timeout_scale: float) -> 
               f"{row['time_s']} s", flush=True)
 
 
-def _net_group(onnx_rel: str) -> str:
+def _net_group(onnx_rel: str, prop: str) -> str:
     name = Path(onnx_rel).name.split(".")[0]
     if "mnist" in name:
         return name.replace("mnist-net_", "")
-    return "ACAS Xu"
+    p = int(prop.split("_")[1]) if prop.startswith("prop_") else 0
+    return f"ACAS Xu {prop}" if p <= 4 else "ACAS Xu prop_5-10"
 
 
 def report() -> str:
@@ -102,12 +103,18 @@ def report() -> str:
         sc = score(csv_path, gt)
         groups: dict = {}
         for onnx, prop, expected, got, t, outcome in sc.rows:
-            g = groups.setdefault(_net_group(onnx), {"n": 0, "correct": 0, "incorrect": 0, "unsolved": 0, "t": []})
+            g = groups.setdefault(_net_group(onnx, prop), {"n": 0, "correct": 0, "incorrect": 0, "unsolved": 0, "t": []})
             g["n"] += 1
             g["correct" if outcome == "correct" else "incorrect" if outcome == "INCORRECT" else "unsolved"] += 1
             if outcome == "correct":
                 g["t"].append(t)
-        for name, g in sorted(groups.items()):
+        total = {"n": 0, "correct": 0, "incorrect": 0, "unsolved": 0, "t": []}
+        for g in groups.values():
+            for key in total:
+                total[key] += g[key]
+        if len(groups) > 1:
+            groups["**all**"] = total
+        for name, g in sorted(groups.items(), key=lambda kv: (kv[0] == "**all**", kv[0])):
             med = f"{statistics.median(g['t']):.2f}" if g["t"] else "-"
             rows.append(f"| {bench} | {name} | {tool} | {g['n']} | {g['correct']} | {g['incorrect']} | "
                         f"{g['unsolved']} | {10 * g['correct'] - 150 * g['incorrect']} | {med} |")

@@ -22,7 +22,10 @@ import pyomo.environ as pyo
 
 from .errors import LicenseLimitError, SolveError, SolverNotAvailableError, UnknownSolverError
 from .results import SolveResult, Status
-from .tolerances import MIP_INTEGRALITY_TOLERANCE, PRIMAL_FEASIBILITY_TOLERANCE
+from .tolerances import (
+    HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE, HIGHS_CONFIRM_PRESOLVE, HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE,
+    MIP_INTEGRALITY_TOLERANCE, PRIMAL_FEASIBILITY_TOLERANCE,
+)
 
 SOLVERS = ("highs", "cbc", "gurobi")
 DEFAULT_SOLVER = "highs"
@@ -40,12 +43,68 @@ INSTALL_HINTS = {
 # them; minimal L1 distortion of three images, 20 / 52 / 40 s with them, 8 / 20 / 20 s without.
 # HiGHS's presolve on these dense models triggers root restarts that cost seconds each: with it off,
 # eight hard seed-network verification instances (L-inf 0.03/0.05) took 7.8 s instead of 18 s, and
-# three minimal-L1 instances 8.6 s instead of 11 s.
+# three minimal-L1 instances 8.6 s instead of 11 s. A proof needs a trustworthy "infeasible" more
+# than an accurate point, so HiGHS runs it at the tolerance that confirms infeasibility elsewhere
+# (HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE, 1e-6, with presolve off: no false "infeasible" in
+# 31,200 feasible MILPs, docs/solvers.md), in one run instead of a 1e-9 run plus a confirming one.
 PROOF_EMPHASIS = {
-    "highs": {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False, "presolve": "off"},
+    "highs": {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False, "presolve": HIGHS_CONFIRM_PRESOLVE,
+              "mip_feasibility_tolerance": HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE},
     "gurobi": {"MIPFocus": 3},
     "cbc": {},
 }
+
+# HiGHS options set on every solve, on both paths (``emphasis`` and ``options`` override them). The
+# Pyomo HiGHS interface is persistent (one highspy object per model, see _solver_instance) and keeps
+# an option from one solve to the next, so every option a solve here may change gets its value on
+# every solve (else a proof-emphasis solve would leave presolve off for the next one).
+HIGHS_OPTIONS = {
+    "mip_feasibility_tolerance": MIP_INTEGRALITY_TOLERANCE,
+    "primal_feasibility_tolerance": PRIMAL_FEASIBILITY_TOLERANCE,
+    "presolve": "choose",
+    "mip_heuristic_run_rins": True,
+    "mip_heuristic_run_rens": True,
+}
+
+_HIGHS_NO_POINT = (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED)
+
+
+def highs_confirm_options(options: dict) -> dict | None:
+    """The options of the run that must confirm a HiGHS "infeasible" before it is reported:
+    ``options`` (those of the first run) with ``mip_feasibility_tolerance`` raised to
+    :data:`~reluverify.tolerances.HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE` and presolve off; ``None``
+    when the first run already ran so. At the 1e-9 we solve with, HiGHS 1.16 called about 1 in 40
+    to 1 in 15 feasible MILPs of random networks with fixed inputs infeasible; at 1e-6 with presolve
+    off none of 31,200 (see :mod:`reluverify.tolerances`, docs/solvers.md)."""
+    tol = float(options.get("mip_feasibility_tolerance", HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE))
+    if tol >= HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE and options.get("presolve") == HIGHS_CONFIRM_PRESOLVE:
+        return None
+    return {**options, "mip_feasibility_tolerance": max(tol, HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE),
+            "presolve": HIGHS_CONFIRM_PRESOLVE}
+
+
+def highs_polish_options(options: dict) -> dict:
+    """The options of the run that looks for a more accurate point after the confirming run found
+    one (the first run's "infeasible" was wrong): ``options`` at
+    :data:`~reluverify.tolerances.HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE` with presolve off."""
+    return {**options, "mip_feasibility_tolerance": HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE,
+            "presolve": HIGHS_CONFIRM_PRESOLVE}
+
+
+def _confirm_note(options: dict, confirm: dict, status: Status, polished: bool | None = None) -> str:
+    what = "confirmed" if status in _HIGHS_NO_POINT else f"not confirmed ({status})"
+    note = (f"; infeasible at mip_feasibility_tolerance {options['mip_feasibility_tolerance']:g}, {what} by a "
+            f"run at {confirm['mip_feasibility_tolerance']:g} with presolve {confirm['presolve']}")
+    if polished is not None:
+        note += (f"; the point is from a run at {HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE:g}" if polished else
+                 f"; a run at {HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE:g} gave no better one, the point is from the "
+                 "confirming run")
+    return note
+
+
+def _time_left(time_limit, t0) -> float | None:
+    return None if time_limit is None else float(time_limit) - (time.perf_counter() - t0)
+
 
 # Gurobi's pip package comes with a restricted licence for models up to this size.
 GUROBI_LIMITED_MAX_VARIABLES = 2000
@@ -158,8 +217,9 @@ def _solve_contrib(model, name, time_limit, threads, mip_gap, tee, options):
     opt = _solver_instance(model, name)
     solver_options = dict(options or {})
     if name == "highs":
-        solver_options.setdefault("mip_feasibility_tolerance", MIP_INTEGRALITY_TOLERANCE)
-        solver_options.setdefault("primal_feasibility_tolerance", PRIMAL_FEASIBILITY_TOLERANCE)
+        solver_options = {**HIGHS_OPTIONS, **solver_options}
+        if time_limit is None:  # the persistent interface keeps the last solve's limit
+            solver_options.setdefault("time_limit", float("inf"))
     else:
         solver_options.setdefault("IntFeasTol", MIP_INTEGRALITY_TOLERANCE)
         solver_options.setdefault("FeasibilityTol", PRIMAL_FEASIBILITY_TOLERANCE)
@@ -175,14 +235,41 @@ def _solve_contrib(model, name, time_limit, threads, mip_gap, tee, options):
         config["threads"] = int(threads)
     if mip_gap is not None:
         config["rel_gap"] = float(mip_gap)
+    def found(r):
+        return r.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
+
+    t0 = time.perf_counter()
     res = opt.solve(model, **config)
-    has_solution = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
-    if has_solution:
+    note, loaded = "", False
+    confirm = highs_confirm_options(solver_options) if name == "highs" else None
+    if confirm is not None and _map_contrib_status(res.termination_condition, False) in _HIGHS_NO_POINT:
+        # an "infeasible" from HiGHS counts only when a run at its default tolerance agrees
+        left = _time_left(time_limit, t0)
+        if left is not None and left <= 0.01:
+            return (Status.TIME_LIMIT, False, None, None,
+                    f"{res.termination_condition}; no time left to confirm the infeasibility")
+        res = opt.solve(model, **{**config, "solver_options": confirm, **({} if left is None else {"time_limit": left})})
+        polished = None
+        if found(res):  # the first run was wrong; look for a more accurate point than this one
+            res.solution_loader.load_vars()  # kept if the next run finds nothing
+            loaded = True
+            left = _time_left(time_limit, t0)
+            if left is None or left > 0.01:
+                again = opt.solve(model, **{**config, "solver_options": highs_polish_options(solver_options),
+                                            **({} if left is None else {"time_limit": left})})
+                # taken if it has a point, unless it timed out where the confirming run did not
+                polished = found(again) and (_map_contrib_status(again.termination_condition, True) == Status.OPTIMAL
+                                             or _map_contrib_status(res.termination_condition, True) != Status.OPTIMAL)
+                if polished:
+                    res, loaded = again, False
+        note = _confirm_note(solver_options, confirm, _map_contrib_status(res.termination_condition, False), polished)
+    has_solution = found(res)
+    if has_solution and not loaded:
         res.solution_loader.load_vars()
     status = _map_contrib_status(res.termination_condition, has_solution)
     if status == Status.OPTIMAL and not has_solution and model_size(model)["variables"] > 0:
         status = Status.ERROR
-    return status, has_solution, res.incumbent_objective, res.objective_bound, str(res.termination_condition)
+    return status, has_solution, res.incumbent_objective, res.objective_bound, str(res.termination_condition) + note
 
 
 def _solve_cbc(model, time_limit, threads, mip_gap, tee, options):
@@ -253,7 +340,8 @@ def solve(
     """Solve ``model`` (a Pyomo model with one active objective) with ``solver``.
 
     Statuses: ``optimal`` and ``infeasible`` are proofs (up to the solver's tolerances, which we
-    set tight, see :mod:`reluverify.tolerances`); ``time_limit`` may carry an incumbent;
+    set tight, see :mod:`reluverify.tolerances`; a HiGHS ``infeasible`` only after a second run at a
+    looser tolerance agrees, see :func:`highs_confirm_options`); ``time_limit`` may carry an incumbent;
     ``emphasis="proof"`` tunes the solver for proving (infeasibility, or optimality of a known
     incumbent) rather than for finding solutions;
     ``error`` means the run gave nothing usable. Raises :class:`UnknownSolverError`,
@@ -341,8 +429,7 @@ class HighsArrayModel:
         h = highspy.Highs()
         h.setOptionValue("output_flag", bool(tee))
         settings = {
-            "mip_feasibility_tolerance": MIP_INTEGRALITY_TOLERANCE,
-            "primal_feasibility_tolerance": PRIMAL_FEASIBILITY_TOLERANCE,
+            **HIGHS_OPTIONS,
             **({"threads": int(threads)} if threads is not None else {}),
             **(options or {}),
         }
@@ -360,6 +447,7 @@ class HighsArrayModel:
         if status == highspy.HighsStatus.kError:
             raise SolveError(f"HiGHS rejected the model ({n_col} columns, {n_row} rows, {nnz} nonzeros)")
         self.highs = h
+        self._settings = settings
         self._threads = None if threads is None else int(threads)
         self._n_cols, self._n_rows, self._nnz = n_col, n_row, nnz
         self._n_int = int(np.count_nonzero(arrays.integrality))
@@ -460,37 +548,81 @@ class HighsArrayModel:
         upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), cols.shape)
         self._check(self.highs.changeColsBounds(cols.size, cols, _f64(lower), _f64(upper)), "change column bounds")
 
+    def _run(self, time_limit: float | None):
+        hs, h = self._hs, self.highs
+        h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else float("inf"))
+        run_status = h.run()
+        model_status = h.getModelStatus()
+        if (run_status == hs.HighsStatus.kError and model_status == hs.HighsModelStatus.kNotset
+                and self._threads is not None):
+            # HiGHS refuses to run with a `threads` option other than the thread count its
+            # process-wide scheduler was started with (by any earlier run); restart it once.
+            hs.Highs.resetGlobalScheduler(True)
+            h.run()
+            model_status = h.getModelStatus()
+        return model_status
+
+    def _run_with(self, options: dict, time_limit: float | None):
+        """One run with ``options`` instead of this model's own; they are restored after."""
+        h = self.highs
+        changed = {k: v for k, v in options.items() if self._settings.get(k) != v}
+        try:
+            for key, val in changed.items():
+                h.setOptionValue(key, val)
+            return self._run(time_limit)
+        finally:
+            for key in changed:
+                h.setOptionValue(key, self._settings[key])
+
+    def _outcome(self, model_status) -> tuple:
+        """``(status, column values or None, objective, bound, message)`` of the last run."""
+        hs, h = self._hs, self.highs
+        info = h.getInfo()
+        has_solution = info.primal_solution_status == 2  # 0 none, 1 infeasible, 2 feasible
+        status = _highs_status(model_status, hs)
+        if status == Status.OPTIMAL and not has_solution and self._n_cols > 0:
+            status = Status.ERROR
+        objective = info.objective_function_value if has_solution else None
+        if info.mip_node_count == -1:  # solved as an LP
+            bound = objective if (status == Status.OPTIMAL and has_solution) else None
+        else:
+            bound = info.mip_dual_bound
+        values = np.array(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+        return status, values, objective, bound, h.modelStatusToString(model_status)
+
     def solve(self, time_limit: float | None = None):
         """Run HiGHS. Returns ``(SolveResult, column values or None)``; statuses as :func:`solve`
-        gives them (a failure inside HiGHS is ``Status.ERROR``, never an exception)."""
+        gives them (a failure inside HiGHS is ``Status.ERROR``, never an exception; an
+        "infeasible" is confirmed by a second run, see :func:`highs_confirm_options`, and a point
+        that run finds is refined by a third, :func:`highs_polish_options`)."""
         if time_limit is not None and not (float(time_limit) > 0):
             raise SolveError(f"time_limit must be positive (seconds), got {time_limit}")
-        hs, h = self._hs, self.highs
         size = self.size()
         t0 = time.perf_counter()
+        note = ""
         try:
-            h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else float("inf"))
-            run_status = h.run()
-            model_status = h.getModelStatus()
-            if (run_status == hs.HighsStatus.kError and model_status == hs.HighsModelStatus.kNotset
-                    and self._threads is not None):
-                # HiGHS refuses to run with a `threads` option other than the thread count its
-                # process-wide scheduler was started with (by any earlier run); restart it once.
-                hs.Highs.resetGlobalScheduler(True)
-                h.run()
-                model_status = h.getModelStatus()
-            info = h.getInfo()
-            has_solution = info.primal_solution_status == 2  # 0 none, 1 infeasible, 2 feasible
-            status = _highs_status(model_status, hs)
-            if status == Status.OPTIMAL and not has_solution and self._n_cols > 0:
-                status = Status.ERROR
-            objective = info.objective_function_value if has_solution else None
-            if info.mip_node_count == -1:  # solved as an LP
-                bound = objective if (status == Status.OPTIMAL and has_solution) else None
-            else:
-                bound = info.mip_dual_bound
-            values = np.array(h.getSolution().col_value, dtype=np.float64) if has_solution else None
-            message = h.modelStatusToString(model_status)
+            out = self._outcome(self._run(time_limit))
+            confirm = highs_confirm_options(self._settings)
+            if confirm is not None and out[0] in _HIGHS_NO_POINT:
+                # an "infeasible" from HiGHS counts only when a run at its default tolerance agrees
+                left = _time_left(time_limit, t0)
+                if left is not None and left <= 0.01:
+                    return SolveResult(Status.TIME_LIMIT, "highs", time.perf_counter() - t0,
+                                       message=f"{out[4]}; no time left to confirm the infeasibility", size=size), None
+                out = self._outcome(self._run_with(confirm, left))
+                polished = None
+                if out[1] is not None:  # the first run was wrong; look for a more accurate point
+                    left = _time_left(time_limit, t0)
+                    if left is None or left > 0.01:
+                        again = self._outcome(self._run_with(highs_polish_options(self._settings), left))
+                        # taken if it has a point, unless it timed out where the confirming run did not
+                        polished = again[1] is not None and (again[0] == Status.OPTIMAL or out[0] != Status.OPTIMAL)
+                        if polished:
+                            out = again
+                note = _confirm_note(self._settings, confirm, out[0], polished)
+            status, values, objective, bound, message = out
+            has_solution = values is not None
+            message += note
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a crashed solver is an honest "error", never a verdict

@@ -10,20 +10,54 @@ Change them only with a test that shows the new value is still sound.
 BOUND_REL_WIDENING = 1e-9
 BOUND_ABS_WIDENING = 1e-10
 
-# Solver tolerances we ask for. With big-M constants of magnitude M, an integrality violation of
-# eps lets a ReLU output drift by up to M * eps; 1e-9 keeps that far below the 1e-6 we promise for
-# inference on networks whose pre-activations stay below 1e3.
+# Solver tolerances. Two ways to be wrong, of very different cost:
+# * too tight: a FEASIBLE MILP reported "infeasible" -- a wrong "robust" verdict, unsound;
+# * too loose: a point that violates rows / integrality by about the tolerance (times the big-M
+#   amplification) accepted -- a spurious witness, which the float64 re-check rejects (a re-solve
+#   or "unknown", never a wrong verdict), and MILP outputs further from the forward pass.
+#
+# Solutions: every solver runs at 1e-9 (CBC integerTolerance / primalTolerance, Gurobi IntFeasTol /
+# FeasibilityTol, HiGHS mip_feasibility_tolerance / primal_feasibility_tolerance). With big-M
+# constants of magnitude M an integrality violation eps moves a ReLU output by up to M * eps; 1e-9
+# keeps outputs within the 1e-6 we promise for inference on networks whose pre-activations stay
+# below 1e3 (HiGHS at 1e-7 returned outputs 1.1e-6 off, at 1e-6 1.7e-4 off, big-M <= 1e3).
 MIP_INTEGRALITY_TOLERANCE = 1e-9
 PRIMAL_FEASIBILITY_TOLERANCE = 1e-9
+
+# Infeasibility: HiGHS at 1e-9 is not trusted to say "infeasible". An "infeasible" from the run
+# above is only reported after a second run with mip_feasibility_tolerance raised to
+# HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE (HiGHS's own default) and presolve off also says so; if
+# that run finds a point instead, that point (refined, below) is returned. Proof runs
+# (emphasis="proof", solve.PROOF_EMPHASIS) use these settings from the start: one run. A looser run
+# is a relaxation of the tighter one, so its "infeasible" is the stronger claim. Measured with
+# `python tests/test_solver_tolerances.py sweep` (HiGHS 1.16, feasible MILPs: random ReLU nets,
+# big-M 1 .. 1e4, binaries free, inputs fixed at box vertices / faces / interior points; false
+# "infeasible" counts, primal_feasibility_tolerance 1e-9 .. 1e-7 changed none of them, since HiGHS's
+# MIP solver runs its LPs at mip_feasibility_tolerance; docs/solvers.md, "Tolerances and why"):
+#
+#   mip_feasibility_tolerance   presolve on          presolve off
+#   1e-9 (alone, until now)     433 / 7,200          187 / 7,200
+#   1e-8                        164 / 7,200            8 / 31,200
+#   1e-7                         31 / 31,200           1 / 31,200
+#   1e-6 (HiGHS's default)        0 / 31,200           0 / 31,200   <- confirming run, proof runs
+#
+# CBC and Gurobi at 1e-9 gave no false "infeasible" on such instances (tests/test_solver_tolerances.py).
+HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE = 1e-6
+HIGHS_CONFIRM_PRESOLVE = "off"
+# When the confirming run finds a point (the first run's "infeasible" was wrong), that point is only
+# as accurate as 1e-6 allows (outputs up to 1.7e-4 off the forward pass in the sweep); a third run at
+# this tolerance with presolve off (4.3e-7 off for big-M <= 1e3, and rarely a false "infeasible":
+# 8 of 31,200) replaces it with a more accurate one when it finds one.
+HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE = 1e-8
 
 # An MILP inference result must reproduce the float64 forward pass this closely (absolute).
 INFERENCE_TOLERANCE = 1e-6
 
 # Verification: "robust" needs the solver to prove that no point of the domain brings a wrong logit
 # within VERIFY_SLACK of the true one. Asking for this much slack makes the proof robust to the
-# solver's own feasibility tolerance (1e-9) and to the rounding of the LP; a point whose wrong logit
-# ends between -VERIFY_SLACK and 0 is neither a proof nor a counterexample, and gives "unknown"
-# unless a counterexample with a real margin is found.
+# solvers' feasibility tolerances (1e-9; HiGHS's confirming run 1e-6, see above) and to the rounding
+# of the LP; a point whose wrong logit ends between -VERIFY_SLACK and 0 is neither a proof nor a
+# counterexample, and gives "unknown" unless a counterexample with a real margin is found.
 VERIFY_SLACK = 1e-6
 
 # Adversarial examples must beat the true class by at least this much in the float64 forward pass
