@@ -346,3 +346,22 @@ def test_vnncomp_subset_matches_ground_truth(bench, onnx_rel, vnnlib_rel, tmp_pa
         prop = read_vnnlib(root / (vnnlib_rel + ".gz"))
         y_ort = onnxruntime_forward(root / (onnx_rel + ".gz"), x)
         assert prop.violation(x, y_ort) <= 1e-4
+
+
+def test_huge_big_m_is_not_a_proof(monkeypatch):
+    """An infeasible MILP over bounds beyond MAX_TRUSTED_BIG_M (solvers "proved" thin slabs empty,
+    tests/test_near_boundary.py) is not taken as unsat: the answer becomes unknown."""
+    import reluverify.problems.verification as verification
+
+    for seed in range(100, 124):
+        rng = np.random.default_rng(seed)
+        net = Network.random([6, 7, 5, 3], seed=seed)
+        prop = _random_property(rng, 6, 3, net)
+        res = check_property(net, prop, split=False, attack=False, time_limit=60)
+        if res.verdict == PropertyVerdict.UNSAT and res.method == "milp":
+            break
+    else:
+        pytest.fail("no instance decided by the MILP among the seeds")
+    monkeypatch.setattr(verification, "MAX_TRUSTED_BIG_M", 1e-3)
+    res = check_property(net, prop, split=False, attack=False, time_limit=60)
+    assert res.verdict == PropertyVerdict.UNKNOWN and "not taken as a proof" in res.message

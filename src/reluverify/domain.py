@@ -163,7 +163,8 @@ class Perturbation:
                 f"[{valid.lower[i]}, {valid.upper[i]}]; scale the input (images: divide by 255) or pass valid="
             )
         if self.mask is not None and self.mask.size != n:
-            raise InputError(f"mask has {self.mask.size} entries but the input has {n}")
+            raise InputError(f"mask has {self.mask.size} entries but the input has {n}; give one entry per input "
+                             "value (True where it may change)")
 
     def box(self, x0) -> Box:
         """The smallest box holding every allowed input around ``x0``."""

@@ -316,22 +316,6 @@ def _validate_inputs(inputs, n: int) -> list:
     return seq
 
 
-def _validate_inputs(inputs, n: int) -> list:
-    try:
-        seq = list(inputs.values()) if hasattr(inputs, "values") and callable(inputs.values) else list(inputs)
-    except TypeError:
-        raise InputError("inputs must be an indexed Pyomo Var or a sequence of Pyomo variables") from None
-    if len(seq) != n:
-        raise InputError(f"got {len(seq)} input variables but the network takes {n} inputs")
-    for v in seq:
-        if not (hasattr(v, "is_variable_type") and v.is_variable_type()):
-            raise InputError(
-                f"inputs must be Pyomo variables (got {type(v).__name__}); create a Var and link it "
-                "with your own constraint if your input is an expression"
-            )
-    return seq
-
-
 _RELATIONS = {
     "==": lambda e: e == 0.0,
     "<=": lambda e: e <= 0.0,

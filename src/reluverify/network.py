@@ -183,7 +183,13 @@ class Network:
     # ----------------------------------------------------------------- evaluation
     def as_input(self, x) -> np.ndarray:
         """Validate one input or a batch and return it flattened, float64, shape (n_inputs,) or (batch, n_inputs)."""
-        arr = np.asarray(x, dtype=np.float64)
+        try:
+            arr = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:  # strings, ragged lists, objects ...
+            raise InputError(
+                f"the input to network {self.name!r} must be numbers (an array of {self.n_inputs} floats); "
+                f"converting it failed: {exc}"
+            ) from None
         n = self.n_inputs
         if arr.shape == self.input_shape or arr.shape == (n,):
             flat = arr.reshape(n)
@@ -239,7 +245,7 @@ class Network:
         """Load a network saved by :meth:`save`; malformed files raise :class:`ModelFileError`."""
         path = os.fspath(path)
         if not os.path.exists(path):
-            raise ModelFileError(f"network file {path!r} does not exist")
+            raise ModelFileError(f"network file {path!r} does not exist; check the path")
         try:
             with np.load(path, allow_pickle=False) as data:
                 files = set(data.files)

@@ -77,3 +77,16 @@ BUDGET_CHECK_TOLERANCE = 1e-6
 # the property within this absolute tolerance. We ask more of ourselves: the float64 forward pass
 # must satisfy it exactly (violation <= 0), and onnxruntime within this tolerance.
 COUNTEREXAMPLE_TOLERANCE = 1e-4
+
+# Above this magnitude of a pre-activation bound (a big-M constant), solvers were seen "proving"
+# infeasible an MILP whose feasible set is a slab thinner than their tolerances (a ReLU pair
+# k*relu(x - m) + k*relu(m - x) with k = 1e7..1e8: HiGHS with presolve off, Gurobi with
+# MIPFocus 3; tests/test_near_boundary.py). Such a model's infeasibility and dual bounds are not
+# taken as proofs: "robust"/"unsat" and MILP lower bounds become "unknown" / bounds-only certificates.
+MAX_TRUSTED_BIG_M = 1e6
+
+# Above this big-M, Gurobi runs with NumericFocus 3: on a random network with big-M 1.0e4 its
+# default settings returned an "optimal" minimal L-inf distortion 0.0922310 (bound = objective)
+# where the exact optimum is 0.0921512 (oracle, HiGHS, CBC; NumericFocus 3 or Presolve 0 agree):
+# a certified radius above the truth (tests/test_cross_solver.py, instance 15).
+CAREFUL_BIG_M = 1e3

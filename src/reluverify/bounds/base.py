@@ -114,3 +114,11 @@ def logit_difference_upper(bounds: Bounds, i: int, j: int) -> float:
     sl, su = back_substitute(net, L, bounds.lower, bounds.upper, bounds.domain, w, b)
     su = widen(sl, su, np.maximum(np.abs(il), np.abs(iu)))[1]
     return float(min(iu[0], su[0]))
+
+
+def big_m(bounds) -> float:
+    """The largest finite magnitude of any pre-activation bound (the model's largest big-M)."""
+    vals = [np.abs(np.concatenate([np.ravel(lo), np.ravel(hi)])) for lo, hi in zip(bounds.lower, bounds.upper)]
+    vals = np.concatenate(vals) if vals else np.zeros(0)
+    vals = vals[np.isfinite(vals)]
+    return float(vals.max()) if vals.size else 0.0

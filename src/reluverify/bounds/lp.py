@@ -150,8 +150,11 @@ class _Relaxation:
         c[cols] = coefs
         h.changeColsCost(n, np.arange(n, dtype=np.int32), c if maximise else -c)
         h.changeObjectiveSense(self.highspy.ObjSense.kMaximize)
-        h.run()
-        status = h.getModelStatus()
+        try:
+            h.run()
+            status = h.getModelStatus()
+        except Exception:  # a crashed LP leaves the neuron's symbolic bound (sound), never the run
+            return None
         if status != self.highspy.HighsModelStatus.kOptimal:
             return None
         duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)

@@ -21,21 +21,21 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..bounds import compute_bounds
-from ..bounds.base import logit_difference_upper
+from ..bounds.base import big_m, logit_difference_upper
 from ..check import check_witness, class_gap, distances, target_gap
 from ..domain import Box, L1Box, Perturbation, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Layer, Network
 from ..results import AdversarialResult, SolveResult, Status, Verdict
-from ..solve import _check_name, solve
+from ..solve import _check_name, solve, solver_options
 from ..tolerances import (
+    MAX_TRUSTED_BIG_M,
     BUDGET_CHECK_TOLERANCE, DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES,
 )
 from .attack import l1_attack, linf_attack, pgd_attack
 
 SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the largest logit
-
 
 # --------------------------------------------------------------------------- input checks
 def _prepare(network: Network, x, label):
@@ -51,7 +51,11 @@ def _prepare(network: Network, x, label):
 
 
 def _class_index(network: Network, value, what: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or int(value) != value:
+    try:
+        whole = not isinstance(value, (bool, np.bool_)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):  # a string, None, NaN, an array ...
+        whole = False
+    if not whole:
         raise InputError(f"{what} must be a class index (whole number), got {value!r}")
     value = int(value)
     if not 0 <= value < network.n_outputs:
@@ -82,8 +86,15 @@ def _finite_nonnegative(value, what: str) -> float:
 
 
 def _check_time(time_limit):
-    if time_limit is not None and not (float(time_limit) > 0):
-        raise InputError(f"time_limit must be positive (seconds), got {time_limit}")
+    if time_limit is None:
+        return
+    try:
+        ok = float(time_limit) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        shown = repr(time_limit) if isinstance(time_limit, str) else time_limit
+        raise InputError(f"time_limit must be positive (seconds) or None, got {shown}")
 
 
 def with_relu_outputs(network: Network) -> Network:
@@ -229,10 +240,19 @@ class AdversarialModel:
             return f"{d['l0']} values changed, more than the limit {p.l0_limit}"
         return None
 
+    @property
+    def trusted(self) -> bool:
+        """Whether the solver's proofs (infeasible, dual bounds) on this model are taken as proofs:
+        its big-M constants stay below :data:`MAX_TRUSTED_BIG_M`."""
+        return big_m(self.bounds) <= MAX_TRUSTED_BIG_M
+
     def solve(self, solver, time_limit, threads, mip_gap=None, emphasis=None) -> SolveResult:
         if time_limit is not None and time_limit <= 0.01:  # the clock ran out while building
             return SolveResult(Status.TIME_LIMIT, solver, 0.0, message="no time left for the solver")
-        return solve(self.model, solver, time_limit=time_limit, threads=threads, mip_gap=mip_gap, emphasis=emphasis)
+        opts = solver_options(solver, big_m(self.bounds))
+        sres = solve(self.model, solver, time_limit=time_limit, threads=threads, mip_gap=mip_gap, emphasis=emphasis,
+                     options=opts)
+        return sres
 
 
 class _Clock:
@@ -308,8 +328,7 @@ def minimal_distortion(
     _check_time(time_limit)
     if criterion not in ("margin", "seed_ratio"):
         raise InputError(f"criterion must be 'margin' or 'seed_ratio', got {criterion!r}")
-    if not (margin >= 0) or not np.isfinite(margin):
-        raise InputError(f"margin must be a finite number >= 0, got {margin}")
+    margin = _finite_nonnegative(margin, "margin")
     net = with_relu_outputs(network) if relu_outputs else network
     if relu_outputs:
         keras_model = None  # the source model has linear outputs; it cannot confirm this variant
@@ -381,7 +400,10 @@ def minimal_distortion(
                 notes.append(f"class {j}: ruled out by bounds")
                 continue
         adv.set_objective(adv.dist[norm])
-        milp_margin = 0.0
+        # the first MILP asks for out_j >= out_c - VERIFY_SLACK, like verify_robustness: its optimum
+        # is still a certified radius, and "infeasible" (robust) survives the solver's tolerances on a
+        # counterexample region thinner than them (tests/test_near_boundary.py, thin-slab networks)
+        milp_margin = -VERIFY_SLACK
         lb_j = None
         for attempt in range(WITNESS_RETRIES + 1):
             if criterion == "seed_ratio":
@@ -395,7 +417,7 @@ def minimal_distortion(
             # with an incumbent in hand the MILP's job is the proof (see solve.PROOF_EMPHASIS)
             sres = adv.solve(solver, clock.left(), threads, mip_gap, emphasis="proof" if best_x is not None else None)
             res.solves.append(sres)
-            if attempt == 0:  # the exact-boundary MILP gives the sound bound
+            if attempt == 0:  # the boundary MILP (less VERIFY_SLACK) gives the sound bound
                 if sres.status == Status.INFEASIBLE:
                     lb_j = best_d if best_x is not None else math.inf
                 elif sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None:
@@ -406,6 +428,9 @@ def minimal_distortion(
                         lb_j = min(lb_j, best_d)
                 else:
                     lb_j = 0.0
+                if not adv.trusted:  # no proof from this MILP: certified from bounds alone, below
+                    lb_j = 0.0
+                    notes.append(f"class {j}: big-M constants reach {big_m(adv.bounds):.3g}; MILP bound not trusted")
             if not sres.has_solution:
                 break
             cand = _repair(adv, net, adv.point(), c, t, margin, criterion)
@@ -539,9 +564,14 @@ def verify_robustness(
     norm = check_norm(norm)
     _check_name(solver)
     _check_time(time_limit)
-    eps = float(eps) if eps is not None else float("nan")
-    if not np.isfinite(eps) or eps <= 0:
-        raise InputError(f"eps must be a positive finite number, got {eps}")
+    try:
+        eps_value = float(eps)
+    except (TypeError, ValueError):
+        eps_value = float("nan")
+    if not np.isfinite(eps_value) or eps_value <= 0:
+        shown = repr(eps) if isinstance(eps, str) else eps
+        raise InputError(f"eps must be a positive finite number, got {shown}")
+    eps = eps_value
     x0, c, logits = _prepare(network, x, label)
     base = perturbation or Perturbation()
     if norm == "linf":
@@ -636,6 +666,11 @@ def verify_robustness(
     if undecided:
         res.verdict = Verdict.UNKNOWN
         res.message = f"not decided for classes {undecided} (time limit, solver error or near-boundary point)"
+    elif not adv.trusted:
+        res.verdict = Verdict.UNKNOWN
+        res.message = (f"the MILPs are infeasible, but the model's big-M constants reach {big_m(adv.bounds):.3g} "
+                       f"(> {MAX_TRUSTED_BIG_M:g}), beyond what the solver's tolerances resolve; not taken as a "
+                       "proof (rescale the network's weights or inputs)")
     else:
         res.verdict = Verdict.ROBUST
         res.message = f"solver proved every wrong class unreachable ({len(open_targets)} MILPs)"
@@ -676,8 +711,8 @@ def max_confidence(
     _check_time(time_limit)
     if objective not in ("logit", "margin"):
         raise InputError(f"objective must be 'logit' or 'margin', got {objective!r}")
-    if budget is not None and (not np.isfinite(budget) or budget < 0):
-        raise InputError(f"budget must be a finite number >= 0, got {budget}")
+    if budget is not None:
+        budget = _finite_nonnegative(budget, "budget")
     x0, c, logits = _prepare(network, x, label)
     t = _check_target(network, target, c)
     base = perturbation or Perturbation()
@@ -730,8 +765,14 @@ def max_confidence(
         adv.set_goal(rows)
         sres = adv.solve(solver, clock.left(), threads, mip_gap)
         res.solves.append(sres)
-        if sres.bound is not None and sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and attempt == 0:
+        trusted = adv.trusted
+        if sres.bound is not None and sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and attempt == 0 and trusted:
             res.objective_bound = sres.bound if sres.objective is None else max(sres.bound, sres.objective)
+        if sres.status == Status.INFEASIBLE and attempt == 0 and not trusted:
+            res.verdict = Verdict.UNKNOWN
+            res.message = (f"infeasible, but the model's big-M constants reach {big_m(adv.bounds):.3g} "
+                           f"(> {MAX_TRUSTED_BIG_M:g}); not taken as a proof (rescale the network)")
+            break
         if sres.status == Status.INFEASIBLE and attempt == 0:
             res.verdict = Verdict.ROBUST
             res.message = f"no allowed change makes class {t} win (solver proof)"

@@ -27,6 +27,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..bounds import LPBounds, compute_bounds
+from ..bounds.base import big_m
 from ..bounds.batch import batch_bounds, batch_linear_bounds
 from ..check import check_counterexample, snap_float32
 from ..domain import Box
@@ -34,9 +35,9 @@ from ..errors import InputError
 from ..formulation import add_network, linear_expr, network_arrays
 from ..network import Network
 from ..results import PropertyResult, PropertyVerdict, Status
-from ..solve import HighsArrayModel, _check_name, solve
+from ..solve import HighsArrayModel, _check_name, solve, solver_options
 from ..spec import Property, Region
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
+from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES
 from .attack import backpropagate
 
 LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
@@ -340,7 +341,8 @@ def _milp(network: Network, bounds, region: Region, rhs_shift: float, solver: st
 
     m.unsafe = pyo.Constraint(range(region.n_rows), rule=lambda _m, i: row(i))
     m.obj = pyo.Objective(expr=0.0)
-    res = solve(m, solver, time_limit=max(time_limit, 0.1), threads=threads, emphasis="proof")
+    res = solve(m, solver, time_limit=max(time_limit, 0.1), threads=threads, emphasis="proof",
+                options=solver_options(solver, big_m(bounds)))
     x = None
     if res.has_solution:
         x = np.array([pyo.value(v) for v in xs], dtype=np.float64)
@@ -460,6 +462,7 @@ def check_property(
     # 4. one MILP per remaining region
     t0 = time.perf_counter()
     timed_out = False
+    untrusted: list = []
     for i in remaining:
         region = prop.regions[i]
         if deadline.expired():
@@ -476,6 +479,8 @@ def check_property(
         res, x = _milp(network, bounds, region, VERIFY_SLACK, solver, left, threads)
         stats.setdefault("milp", []).append((i, str(res.status), round(res.wall_time, 3)))
         if res.status == Status.INFEASIBLE:
+            if big_m(bounds) > MAX_TRUSTED_BIG_M:  # beyond what solver tolerances resolve
+                untrusted.append(i)
             continue
         if res.status == Status.TIME_LIMIT and x is None:
             timed_out = True
@@ -510,4 +515,8 @@ def check_property(
     stats["milp_s"] = time.perf_counter() - t0
     if timed_out:
         return done("timeout", message="time limit in the MILP stage")
+    if untrusted:
+        return done("unknown", "milp", message=f"the MILPs are infeasible, but big-M constants reach "
+                    f"{max(big_m(box_bounds(prop.regions[i], bound_method)) for i in untrusted):.3g} "
+                    f"(> {MAX_TRUSTED_BIG_M:g}); not taken as a proof (rescale the network)")
     return done("unsat", "milp")
