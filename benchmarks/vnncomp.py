@@ -101,6 +101,11 @@ def report() -> str:
         if not gt.exists():
             continue
         sc = score(csv_path, gt)
+        totals: dict = {}
+        with open(gt, newline="") as fh:
+            for r in csv.DictReader(fh):
+                key = _net_group(r["onnx"], r["vnnlib"].split(".vnnlib")[0])
+                totals[key] = totals.get(key, 0) + 1
         groups: dict = {}
         for onnx, prop, expected, got, t, outcome in sc.rows:
             g = groups.setdefault(_net_group(onnx, prop), {"n": 0, "correct": 0, "incorrect": 0, "unsolved": 0, "t": []})
@@ -114,9 +119,10 @@ def report() -> str:
                 total[key] += g[key]
         if len(groups) > 1:
             groups["**all**"] = total
+        totals["**all**"] = sum(v for k, v in totals.items() if k in groups)
         for name, g in sorted(groups.items(), key=lambda kv: (kv[0] == "**all**", kv[0])):
             med = f"{statistics.median(g['t']):.2f}" if g["t"] else "-"
-            rows.append(f"| {bench} | {name} | {tool} | {g['n']} | {g['correct']} | {g['incorrect']} | "
+            rows.append(f"| {bench} | {name} | {tool} | {g['n']} of {totals.get(name, g['n'])} | {g['correct']} | {g['incorrect']} | "
                         f"{g['unsolved']} | {10 * g['correct'] - 150 * g['incorrect']} | {med} |")
         for onnx, prop, expected, got, t, outcome in sc.rows:
             if outcome == "INCORRECT":

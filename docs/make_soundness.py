@@ -225,7 +225,6 @@ def environment() -> dict:
 def tolerances() -> dict:
     tol = importlib.import_module("reluverify.tolerances")
     slv = importlib.import_module("reluverify.solve")
-    adv = importlib.import_module("reluverify.problems.adversarial")
     return {
         "MIP_INTEGRALITY_TOLERANCE": tol.MIP_INTEGRALITY_TOLERANCE,
         "PRIMAL_FEASIBILITY_TOLERANCE": tol.PRIMAL_FEASIBILITY_TOLERANCE,
@@ -236,8 +235,8 @@ def tolerances() -> dict:
         "DEFAULT_MARGIN": tol.DEFAULT_MARGIN,
         "MARGIN_GROWTH": tol.MARGIN_GROWTH,
         "WITNESS_RETRIES": tol.WITNESS_RETRIES,
-        "MAX_TRUSTED_BIG_M": adv.MAX_TRUSTED_BIG_M,
-        "CAREFUL_BIG_M": adv.CAREFUL_BIG_M,
+        "MAX_TRUSTED_BIG_M": tol.MAX_TRUSTED_BIG_M,
+        "CAREFUL_BIG_M": tol.CAREFUL_BIG_M,
         "PROOF_EMPHASIS": {k: dict(v) for k, v in slv.PROOF_EMPHASIS.items()},
         "HIGHS_DEFAULTS": dict(getattr(slv, "HIGHS_DEFAULTS", {})),
         "HIGHS_CONFIRM": (slv.highs_confirm_options(dict(getattr(slv, "HIGHS_DEFAULTS", {})))
@@ -485,6 +484,13 @@ def render(numbers: dict) -> str:
         w(f"Slow chaos run: {sc.get('examples', 0)} networks, {sc.get('injected_crash', 0)} crashes, "
           f"{sc.get('injected_time_limit_empty', 0)} empty time limits, "
           f"{sc.get('injected_time_limit_weak_bound', 0)} weakened bounds injected; 0 wrong answers.")
+    w("")
+    w("Batch runs (`reluverify run`, `reluverify.runner`) append each finished instance's row to the results")
+    w("CSV, flushed and fsynced, before the next one starts. `tests/test_verification.py::test_runner_killed_with_")
+    w("sigkill_loses_only_the_instance_in_flight` starts a real `reluverify run` subprocess, SIGKILLs it while its")
+    w("second (hard) instance runs, checks that the first row is on disk intact, and resumes: the finished")
+    w("instance is not run again, the killed one is. A crash or malformed file in one instance is recorded as")
+    w("`error` and the batch goes on (`test_runner_records_a_broken_instance_and_goes_on`).")
     w("")
     w("## How the suites work")
     w("")

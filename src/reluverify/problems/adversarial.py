@@ -14,7 +14,6 @@ a larger margin and otherwise reported ``unknown``. ``robust`` comes only from s
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -29,11 +28,9 @@ from ..formulation import add_network, linear_expr
 from ..network import Layer, Network
 from ..results import AdversarialResult, SolveResult, Status, Verdict
 from ..solve import _check_name, solve, solver_options
-from ..tolerances import (
-    MAX_TRUSTED_BIG_M,
-    BUDGET_CHECK_TOLERANCE, DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES,
-)
+from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES
 from .attack import l1_attack, linf_attack, pgd_attack
+from .common import Clock, check_time, class_index, finite_nonnegative
 
 SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the largest logit
 
@@ -46,55 +43,19 @@ def _prepare(network: Network, x, label):
     if label is None:
         c = int(np.argmax(logits))
     else:
-        c = _class_index(network, label, "label")
+        c = class_index(network, label, "label")
     return x0, c, logits
-
-
-def _class_index(network: Network, value, what: str) -> int:
-    try:
-        whole = not isinstance(value, (bool, np.bool_)) and int(value) == value
-    except (TypeError, ValueError, OverflowError):  # a string, None, NaN, an array ...
-        whole = False
-    if not whole:
-        raise InputError(f"{what} must be a class index (whole number), got {value!r}")
-    value = int(value)
-    if not 0 <= value < network.n_outputs:
-        raise InputError(f"{what} {value} is out of range: the network has classes 0..{network.n_outputs - 1}")
-    return value
 
 
 def _check_target(network, target, c):
     if target is None:
         return None
-    t = _class_index(network, target, "target")
+    t = class_index(network, target, "target")
     if t == c:
         raise InputError(
             f"target {t} equals the true class; pick another class, or target=None for any wrong class"
         )
     return t
-
-
-def _finite_nonnegative(value, what: str) -> float:
-    """``float(value)`` when it is a finite number >= 0, else a typed error naming ``what``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a finite number >= 0, got {value!r}") from None
-    if not np.isfinite(v) or v < 0:
-        raise InputError(f"{what} must be a finite number >= 0, got {value}")
-    return v
-
-
-def _check_time(time_limit):
-    if time_limit is None:
-        return
-    try:
-        ok = float(time_limit) > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        shown = repr(time_limit) if isinstance(time_limit, str) else time_limit
-        raise InputError(f"time_limit must be positive (seconds) or None, got {shown}")
 
 
 def with_relu_outputs(network: Network) -> Network:
@@ -255,29 +216,11 @@ class AdversarialModel:
         return sres
 
 
-class _Clock:
-    def __init__(self, time_limit):
-        self.t0 = time.perf_counter()
-        self.limit = time_limit
-
-    def left(self):
-        if self.limit is None:
-            return None
-        return self.limit - (time.perf_counter() - self.t0)
-
-    def expired(self):
-        left = self.left()
-        return left is not None and left <= 0.01
-
-    def elapsed(self):
-        return time.perf_counter() - self.t0
-
-
 def _result(network, x0, c, logits, problem, norm, **kw) -> AdversarialResult:
     return AdversarialResult(verdict=Verdict.UNKNOWN, problem=problem, norm=norm, x=x0, original_class=c, logits=logits, **kw)
 
 
-def _fill_witness(res: AdversarialResult, network: Network, x_adv: np.ndarray, norm: str | None):
+def fill_witness(res: AdversarialResult, network: Network, x_adv: np.ndarray, norm: str | None):
     res.x_adv = x_adv
     res.adv_logits = network.forward(x_adv)
     res.adversarial_class = int(np.argmax(res.adv_logits))
@@ -325,24 +268,24 @@ def minimal_distortion(
     """
     norm = check_norm(norm)
     _check_name(solver)
-    _check_time(time_limit)
+    check_time(time_limit)
     if criterion not in ("margin", "seed_ratio"):
         raise InputError(f"criterion must be 'margin' or 'seed_ratio', got {criterion!r}")
-    margin = _finite_nonnegative(margin, "margin")
+    margin = finite_nonnegative(margin, "margin")
     net = with_relu_outputs(network) if relu_outputs else network
     if relu_outputs:
         keras_model = None  # the source model has linear outputs; it cannot confirm this variant
     x0, c, logits = _prepare(net, x, label)
     t = _check_target(net, target, c)
     pert = perturbation or Perturbation()
-    clock = _Clock(time_limit)
+    clock = Clock(time_limit)
     res = _result(net, x0, c, logits, "minimal_distortion", norm, target=t)
     box = pert.box(x0)
 
     # a point that is already misclassified needs no change
     already = (t is None and class_gap(logits, c) > 0) or (t is not None and target_gap(logits, t) > 0)
     if already and criterion == "margin":
-        _fill_witness(res, net, x0.copy(), norm)
+        fill_witness(res, net, x0.copy(), norm)
         res.verdict, res.lower_bound, res.time_s = Verdict.FOUND, 0.0, clock.elapsed()
         res.message = "the input is already not classified as the given label"
         return res
@@ -463,7 +406,7 @@ def minimal_distortion(
     res.bounds_summary = summaries[-1] if summaries else ""
     res.time_s = clock.elapsed()
     if best_x is not None:
-        _fill_witness(res, net, best_x, norm)
+        fill_witness(res, net, best_x, norm)
         res.verdict = Verdict.FOUND
         res.checks = {"forward": True, "keras": None if keras_model is None else True}
         gap = res.distance - lb
@@ -563,7 +506,7 @@ def verify_robustness(
     """
     norm = check_norm(norm)
     _check_name(solver)
-    _check_time(time_limit)
+    check_time(time_limit)
     try:
         eps_value = float(eps)
     except (TypeError, ValueError):
@@ -586,14 +529,14 @@ def verify_robustness(
             raise InputError(f"for the L0 norm eps is a number of changed values (whole), got {eps}")
         lim = int(eps) if base.l0_limit is None else min(int(eps), base.l0_limit)
         pert = replace(base, l0_limit=lim)
-    clock = _Clock(time_limit)
+    clock = Clock(time_limit)
     res = _result(network, x0, c, logits, "verify_robustness", norm, eps=eps)
 
     box = pert.box(x0)
     if class_gap(logits, c) >= 0:  # the point itself is a counterexample (or a tie)
         chk = check_witness(network, x0, domain=box, original_class=c, keras_model=keras_model)
         if chk.ok:
-            _fill_witness(res, network, x0.copy(), norm)
+            fill_witness(res, network, x0.copy(), norm)
             res.verdict, res.time_s = Verdict.NOT_ROBUST, clock.elapsed()
             res.checks = {"forward": True, "keras": chk.keras_ok}
             res.message = "the input itself is not classified as the given label"
@@ -606,7 +549,7 @@ def verify_robustness(
         chk = check_witness(network, point, domain=box, original_class=c, keras_model=keras_model,
                             extra=mini.budget_problem)
         if chk.ok:
-            _fill_witness(res, network, point, norm)
+            fill_witness(res, network, point, norm)
             res.verdict, res.time_s = Verdict.NOT_ROBUST, clock.elapsed()
             res.checks = {"forward": True, "keras": chk.keras_ok}
             res.message = f"counterexample from the {how}"
@@ -708,11 +651,11 @@ def max_confidence(
     ``objective`` (recomputed from the point) and ``objective_bound`` (proven) are reported.
     """
     _check_name(solver)
-    _check_time(time_limit)
+    check_time(time_limit)
     if objective not in ("logit", "margin"):
         raise InputError(f"objective must be 'logit' or 'margin', got {objective!r}")
     if budget is not None:
-        budget = _finite_nonnegative(budget, "budget")
+        budget = finite_nonnegative(budget, "budget")
     x0, c, logits = _prepare(network, x, label)
     t = _check_target(network, target, c)
     base = perturbation or Perturbation()
@@ -724,7 +667,7 @@ def max_confidence(
         if not 0 < p < 1:
             raise InputError(f"min_probability must lie strictly between 0 and 1, got {min_probability}")
         need = max(need, math.log((K - 1) * p / (1 - p)))
-    clock = _Clock(time_limit)
+    clock = Clock(time_limit)
     res = _result(network, x0, c, logits, "max_confidence", pert.budget_norm if pert.budget is not None else None, target=t)
     # an L1 budget is an L1 ball: bounds over it (knapsack first layer) are far tighter than the box's
     l1_ball = _ball(x0, pert.box(x0), "l1", pert.budget) if pert.budget is not None and pert.budget_norm == "l1" else None
@@ -789,7 +732,7 @@ def max_confidence(
                             keras_model=keras_model, extra=extra)
         res.checks = {"forward": chk.ok, "keras": chk.keras_ok, "reason": chk.reason}
         if chk.ok:
-            _fill_witness(res, network, point, res.norm or "l1")
+            fill_witness(res, network, point, res.norm or "l1")
             res.objective = value_of(res.adv_logits)
             res.verdict = Verdict.FOUND
             res.message = "optimal" if sres.status == Status.OPTIMAL else f"best found ({sres.status})"

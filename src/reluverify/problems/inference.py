@@ -56,7 +56,7 @@ def infer(
     The outputs are read from the solver's solution and compared with the float64 forward pass;
     ``matches`` says whether they agree within :data:`reluverify.tolerances.INFERENCE_TOLERANCE`.
     """
-    from .adversarial import solver_options  # CBC builds that need their bound propagation off
+    from ..solve import solver_options  # CBC builds that need their bound propagation off
 
     x = network.as_input(x)
     model, net = build_inference_model(network, x, domain, bound_method)

@@ -25,7 +25,8 @@ from ..network import Network
 from ..results import AdversarialResult, Status, Verdict
 from ..solve import _check_name
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
-from .adversarial import AdversarialModel, _check_time, _class_index, _finite_nonnegative, _Clock, _fill_witness
+from .adversarial import AdversarialModel, fill_witness
+from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
 from .universal import _project_l1
 
@@ -115,16 +116,16 @@ def class_prototype(
     (the solver proved that ``cls`` never wins in the domain), else ``unknown``.
     """
     _check_name(solver)
-    _check_time(time_limit)
+    check_time(time_limit)
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     norm = check_norm(norm)
     if norm not in ("l1", "linf"):
         raise InputError(f"the prototype's budget supports the norms 'l1' and 'linf', got {norm!r}")
-    margin = _finite_nonnegative(margin, "margin")
-    t = _class_index(network, cls, "cls")
+    margin = finite_nonnegative(margin, "margin")
+    t = class_index(network, cls, "cls")
     if budget is not None:
-        b = _finite_nonnegative(budget, "budget")
+        b = finite_nonnegative(budget, "budget")
         if reference is None:
             raise InputError("a budget is measured from a reference image; pass reference= as well")
         budget = b  # 0 is refused by Perturbation with its own message
@@ -141,7 +142,7 @@ def class_prototype(
             raise InputError("pass one reference image, not a batch")
     pert = Perturbation(valid=valid, budget=budget, budget_norm=norm)
 
-    clock = _Clock(time_limit)
+    clock = Clock(time_limit)
     logits = network.forward(x0)
     res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="class_prototype",
                             norm=norm if budget is not None else None, x=x0,
@@ -227,7 +228,7 @@ def class_prototype(
         notes.append(f"prototype rejected ({chk.reason}); re-solving with class {t} required to win")
 
     if best is not None:
-        _fill_witness(res, network, best, res.norm or "l1")
+        fill_witness(res, network, best, res.norm or "l1")
         res.objective = value_of(res.adv_logits)
         res.checks = {"forward": True, "keras": None}
         res.verdict = Verdict.FOUND

@@ -48,7 +48,7 @@ from ..network import Network
 from ..results import Status, Verdict
 from ..solve import _check_name, solve
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
-from .adversarial import _check_time, _class_index, _Clock, _finite_nonnegative
+from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
 
 MODES = ("max_fooled", "all")
@@ -135,7 +135,7 @@ def _labels(network: Network, X: np.ndarray, labels) -> np.ndarray:
     lab = np.asarray(labels).ravel()
     if lab.size != X.shape[0]:
         raise InputError(f"got {lab.size} labels for {X.shape[0]} images; give one label per image (or None)")
-    return np.array([_class_index(network, v, "label") for v in lab.tolist()], dtype=int)
+    return np.array([class_index(network, v, "label") for v in lab.tolist()], dtype=int)
 
 
 def _positive(value, what: str):
@@ -532,11 +532,11 @@ def universal_perturbation(
     if mode not in MODES:
         raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     _check_name(solver)
-    _check_time(time_limit)
-    margin = _finite_nonnegative(margin, "margin")
+    check_time(time_limit)
+    margin = finite_nonnegative(margin, "margin")
     eps = _positive(eps, "eps")
     if budget is not None:
-        b = _finite_nonnegative(budget, "budget")
+        b = finite_nonnegative(budget, "budget")
         if b == 0:
             raise InputError("budget 0 allows no change at all; give a positive budget")
         budget = b
@@ -559,7 +559,7 @@ def universal_perturbation(
         raise InputError(f"image {int(outside[0])} lies outside the valid box; scale the images "
                          "(divide by 255) or pass valid=")
 
-    clock = _Clock(time_limit)
+    clock = Clock(time_limit)
     d_lo, d_hi = delta_box(X, valid, eps)
     res = UniversalResult(verdict=Verdict.UNKNOWN, mode=mode, norm=norm, x=X, labels=labs, n_images=K,
                           eps=eps, budget=budget, margin=margin, delta_lower=d_lo, delta_upper=d_hi)
