@@ -121,6 +121,9 @@ def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs
         todo = todo[:limit]
     t_start = time.perf_counter()
     for n, (onnx_rel, vnnlib_rel, timeout) in enumerate(todo, 1):
+        # another runner on the same results file may have done it meanwhile
+        if n > 1 and (onnx_rel, vnnlib_rel) in {(r["onnx"], r["vnnlib"]) for r in read_results(results_csv)}:
+            continue
         t0 = time.perf_counter()
         row = {"onnx": onnx_rel, "vnnlib": vnnlib_rel, "timeout": timeout}
         try:
