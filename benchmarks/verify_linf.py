@@ -52,6 +52,8 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 import _peers  # noqa: E402
 
+from reluverify.runner import append_row  # noqa: E402
+
 FIELDS = ["image", "label", "eps", "tool", "verdict", "time_s", "detail", "command"]
 DECIDED = ("robust", "not_robust")
 
@@ -108,17 +110,6 @@ def read_rows(path):
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def append_row(path, row):
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def disagreement(verdicts: dict):
@@ -294,7 +285,7 @@ def main(argv=None):
                     verdict, dt, detail = "error", time.perf_counter() - t_start, f"{type(exc).__name__}: {exc}"
                 row = {"image": i, "label": c, "eps": eps, "tool": tool, "verdict": verdict,
                        "time_s": f"{dt:.4f}", "detail": detail.replace("\n", " "), "command": command}
-                append_row(csv_path, row)
+                append_row(csv_path, row, FIELDS)
                 rows.append({k: str(v) for k, v in row.items()})
                 verdicts[tool] = verdict
                 print(f"img {i:3d} eps {eps:<5g} {tool:20s} {verdict:11s} {dt:8.2f}s  {detail[:110]}", flush=True)

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-from reluverify.runner import _append, _resolve, read_instances, read_results, run_instances, score  # noqa: E402
+from reluverify.runner import _resolve, append_row, read_instances, read_results, run_instances, score  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "vnncomp2022"
 OUT = Path(__file__).resolve().parent / "results" / "vnncomp"
@@ -79,7 +79,7 @@ def run_marabou(bench: str, results_csv: Path, select, timeout_scale: float) -> 
         except Exception as exc:  # noqa: BLE001 - a peer's crash is recorded, not fatal
             verdict, msg = "error", f"{type(exc).__name__}: {exc}"
         row.update(verdict=verdict, time_s=f"{time.perf_counter() - t0:.3f}", message=msg[:300])
-        _append(results_csv, row)
+        append_row(results_csv, row)
         print(f"marabou {k}/{len(todo)} {Path(onnx_rel).name} {Path(vnnlib_rel).name}: {verdict} "
               f"{row['time_s']} s", flush=True)
 

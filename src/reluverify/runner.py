@@ -90,10 +90,13 @@ def read_results(path) -> list:
     return [r for r in rows if r.get("message") is not None and r.get("verdict")]
 
 
-def _append(path: Path, row: dict) -> None:
+def append_row(path, row: dict, fields=RESULT_FIELDS) -> None:
+    """Append ``row`` to the CSV at ``path`` (header first if the file is new or empty), flushed
+    and fsynced before returning, so a run killed right after loses nothing written."""
+    path = Path(path)
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
+        w = csv.DictWriter(fh, fieldnames=fields)
         if new:
             w.writeheader()
         w.writerow(row)
@@ -142,7 +145,7 @@ def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs
         except Exception as exc:  # a crash in one instance must not lose the batch
             row.update(verdict="error", time_s=f"{time.perf_counter() - t0:.3f}", method="",
                        message=f"crash {type(exc).__name__}: {exc}".replace("\n", " ")[:300])
-        _append(results_csv, row)
+        append_row(results_csv, row)
         if progress:
             _progress(n, len(todo), row, time.perf_counter() - t_start)
     if progress and todo:

@@ -15,28 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..network import Network
-from .interval import widen
-
-
-def _relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool, parallel: bool = False) -> tuple:
-    """Batched ``(lower_slope, upper_slope, upper_offset)`` of each neuron (arrays of shape (B, n)).
-
-    An unstable neuron's lower slope is CROWN's adaptive 0 or 1, or with ``parallel`` the upper
-    chord's slope ``u / (u - l)`` (any slope in [0, 1] is sound)."""
-    if not relu:
-        one = np.ones_like(lo)
-        return one, one, np.zeros_like(lo)
-    active = lo >= 0
-    unstable = (lo < 0) & (hi > 0)
-    denom = np.where(unstable, hi - lo, 1.0)
-    slope = np.where(unstable, hi / denom, 0.0)
-    a_up = np.where(active, 1.0, slope)
-    b_up = np.where(unstable, -slope * lo, 0.0)
-    if parallel:
-        a_low = np.where(active, 1.0, slope)
-    else:
-        a_low = np.where(active, 1.0, np.where(unstable & (hi >= -lo), 1.0, 0.0))
-    return a_low, a_up, b_up
+from .interval import affine_interval, widen
+from .symbolic import relu_relaxation
 
 
 def _concretise_min(A: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -68,7 +48,7 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     M = A.shape[1]
     for j in range(k - 1, -1, -1):
         prev = network.layers[j]
-        a_low, a_up, b_up = _relaxation(lowers[j], uppers[j], prev.activation == "relu", parallel)
+        a_low, a_up, b_up = relu_relaxation(lowers[j], uppers[j], prev.activation == "relu", parallel)
         neg = np.minimum(A, 0.0)
         pos = A - neg
         c = c + np.einsum("bmn,bn->bm", neg, b_up)
@@ -83,16 +63,6 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     if upper:
         ub = widen(-lb_all[:, m:], -lb_all[:, m:], mag[:, m:])[1]
     return lb, ub, A[:, :m], c[:, :m]
-
-
-def _interval(weight: np.ndarray, bias: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
-    mid = 0.5 * (lo + hi)
-    rad = 0.5 * (hi - lo)
-    absw = np.abs(weight)
-    centre = mid @ weight.T + bias
-    spread = rad @ absw.T
-    mag = np.maximum(np.abs(lo), np.abs(hi)) @ absw.T + np.abs(bias)
-    return widen(centre - spread, centre + spread, mag)
 
 
 def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple | None = None) -> tuple:
@@ -113,7 +83,7 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
     h_lo, h_hi = lo, hi
     last = len(network.layers) - 1
     for k, layer in enumerate(network.layers):
-        zl, zu = _interval(layer.weight, layer.bias, h_lo, h_hi)
+        zl, zu = affine_interval(layer.weight, layer.bias, h_lo, h_hi)
         if parent is not None:
             zl, zu = np.maximum(zl, parent[0][k]), np.minimum(zu, parent[1][k])
         relu = layer.activation == "relu"
@@ -157,7 +127,7 @@ def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.nda
         weight, bias = a_y @ last.weight, a_y @ last.bias
     else:  # y = relu(z): relax the output ReLUs first (lower bound: sign-dependent slopes)
         B = lo.shape[0]
-        a_low, a_up, b_up = _relaxation(lowers[L - 1], uppers[L - 1], True)
+        a_low, a_up, b_up = relu_relaxation(lowers[L - 1], uppers[L - 1], True)
         W = np.broadcast_to(a_y, (B,) + a_y.shape)
         pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
         D = pos * a_low[:, None, :] + neg * a_up[:, None, :]
@@ -178,9 +148,3 @@ def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.nda
             best_lb = np.where(better, lb, best_lb)
             best_A = np.where(better[:, :, None], A, best_A)
     return best_lb, best_A
-
-
-def forward_rows(network: Network, x: np.ndarray, a_x: np.ndarray, a_y: np.ndarray) -> np.ndarray:
-    """``a_x @ x + a_y @ f(x)`` for a batch of inputs (B, n) → (B, m), in float64."""
-    y = network.forward(np.atleast_2d(x))
-    return np.atleast_2d(x) @ np.atleast_2d(a_x).T + y @ np.atleast_2d(a_y).T

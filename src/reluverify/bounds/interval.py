@@ -23,13 +23,14 @@ def widen(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray) -> tuple:
 
 
 def affine_interval(weight: np.ndarray, bias: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
-    """Sound bounds of ``weight @ h + bias`` over ``lo <= h <= hi``."""
+    """Sound bounds of ``weight @ h + bias`` over ``lo <= h <= hi`` (one box, or a batch of boxes
+    as rows of ``lo``/``hi``)."""
     mid = 0.5 * (lo + hi)
     rad = 0.5 * (hi - lo)
     absw = np.abs(weight)
-    centre = weight @ mid + bias
-    spread = absw @ rad
-    magnitude = absw @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(bias)
+    centre = mid @ weight.T + bias
+    spread = rad @ absw.T
+    magnitude = np.maximum(np.abs(lo), np.abs(hi)) @ absw.T + np.abs(bias)
     return widen(centre - spread, centre + spread, magnitude)
 
 

@@ -24,9 +24,12 @@ from .base import Bounds
 from .interval import activation_range, first_layer_or_interval, widen
 
 
-def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
+def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool, parallel: bool = False) -> tuple:
     """Per neuron ``(lower_slope, upper_slope, upper_offset)`` with
-    ``lower_slope * z <= h <= upper_slope * z + upper_offset`` for ``z`` in ``[lo, hi]``."""
+    ``lower_slope * z <= h <= upper_slope * z + upper_offset`` for ``z`` in ``[lo, hi]``
+    (arrays of any shape, e.g. a batch of boxes). An unstable neuron's lower slope is CROWN's
+    adaptive 0 or 1, or with ``parallel`` the chord's slope ``u / (u - l)`` (any slope in [0, 1]
+    is sound)."""
     if not relu:
         one = np.ones_like(lo)
         return one, one.copy(), np.zeros_like(lo)
@@ -41,7 +44,7 @@ def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool) -> tuple:
         slope = u / (u - l)
         a_up[unstable] = slope
         b_up[unstable] = -slope * l
-        a_low[unstable] = np.where(u >= -l, 1.0, 0.0)
+        a_low[unstable] = slope if parallel else np.where(u >= -l, 1.0, 0.0)
     return a_low, a_up, b_up
 
 

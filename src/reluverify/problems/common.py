@@ -58,6 +58,11 @@ class Clock:
             return None
         return self.limit - (time.perf_counter() - self.t0)
 
+    def remaining(self) -> float:
+        """Seconds left; infinity without a time limit (for arithmetic on budgets)."""
+        left = self.left()
+        return float("inf") if left is None else left
+
     def expired(self):
         left = self.left()
         return left is not None and left <= 0.01

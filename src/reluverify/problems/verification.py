@@ -39,6 +39,7 @@ from ..solve import HighsArrayModel, _check_name, solve, solver_options
 from ..spec import Property, Region
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES
 from .attack import backpropagate
+from .common import Clock
 
 LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
 SPLIT_MAX_INPUTS = 16  # input splitting pays for low-dimensional inputs (ACAS Xu has 5)
@@ -53,21 +54,6 @@ SPLIT_FIRST_BUDGET = 1000
 ATTACK_SAMPLES = 2048
 ATTACK_STEPS = 60
 ATTACK_STARTS = 32
-
-
-class _Deadline:
-    def __init__(self, time_limit: float | None):
-        self.t0 = time.perf_counter()
-        self.limit = time_limit
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def left(self) -> float:
-        return np.inf if self.limit is None else self.limit - self.elapsed()
-
-    def expired(self) -> bool:
-        return self.left() <= 0.0
 
 
 def _rows_value(network: Network, x: np.ndarray, region: Region) -> np.ndarray:
@@ -90,7 +76,7 @@ def _excess_and_gradient(network: Network, x: np.ndarray, region: Region) -> tup
 
 
 def falsify(network: Network, region: Region, *, seed: int = 0, samples: int = ATTACK_SAMPLES,
-            steps: int = ATTACK_STEPS, starts: int = ATTACK_STARTS, deadline: _Deadline | None = None) -> tuple:
+            steps: int = ATTACK_STEPS, starts: int = ATTACK_STARTS, deadline: Clock | None = None) -> tuple:
     """Search ``region``'s box for a point whose rows all hold: random samples, then projected
     sign-gradient descent from the best of them. Returns ``(x, excess)``; ``excess <= 0`` is a
     candidate counterexample (still to be checked)."""
@@ -182,7 +168,7 @@ class _BoxStack:
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
 
-def _split(network: Network, region: Region, checker: _Checker, deadline: _Deadline, stats: dict,
+def _split(network: Network, region: Region, checker: _Checker, deadline: Clock, stats: dict,
            batch: int = SPLIT_BATCH, candidates: int = 1, score_rows: str = "all", quality: str = "sum",
            max_boxes: int | None = None) -> tuple:
     """Input-domain splitting with batched symbolic bounds. Returns ``(status, check)`` with
@@ -267,7 +253,7 @@ def _split(network: Network, region: Region, checker: _Checker, deadline: _Deadl
     return finish("unsat")
 
 
-def _split_portfolio(network: Network, region: Region, checker: _Checker, deadline: _Deadline,
+def _split_portfolio(network: Network, region: Region, checker: _Checker, deadline: Clock,
                      stats: dict) -> tuple:
     """:func:`_split` with each strategy of ``SPLIT_PORTFOLIO`` in turn, doubling box budgets."""
     budget = SPLIT_FIRST_BUDGET
@@ -379,7 +365,7 @@ def check_property(
         raise InputError(f"time_limit must be positive (seconds), got {time_limit}")
     if split not in ("auto", True, False):
         raise InputError(f"split must be 'auto', True or False, got {split!r}")
-    deadline = _Deadline(time_limit)
+    deadline = Clock(time_limit)
     stats: dict = {"regions": len(prop.regions)}
     checker = _Checker(network, prop, reference)
 
@@ -405,7 +391,7 @@ def check_property(
         if key not in bounds_cache:
             strategy = method
             if method == "lp":  # LP tightening gets a share of the time left, never all of it
-                strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.left()))
+                strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
             bounds_cache[key] = compute_bounds(network, Box(region.lower, region.upper), strategy)
         return bounds_cache[key]
 
@@ -442,7 +428,6 @@ def check_property(
     use_split = split is True or (split == "auto" and network.n_inputs <= SPLIT_MAX_INPUTS)
     if use_split:
         t0 = time.perf_counter()
-        # most promising regions first: the smallest attack excess
         undecided = []
         for i in remaining:
             status, chk = _split_portfolio(network, prop.regions[i], checker, deadline, stats)
@@ -468,11 +453,10 @@ def check_property(
         if deadline.expired():
             timed_out = True
             break
-        left = deadline.left()
-        bounds = box_bounds(region, bound_method) if bound_method != "symbolic" else box_bounds(region, "symbolic")
+        bounds = box_bounds(region, bound_method)
         if region.n_rows and np.any(_region_rows_lb(network, bounds, region) > region.b):
             continue
-        left = deadline.left()
+        left = deadline.remaining()
         if left <= 0:
             timed_out = True
             break
@@ -493,9 +477,8 @@ def check_property(
             return done("sat", "milp", chk)
         # the point sits in the slack zone: ask for one with a real margin
         margin = DEFAULT_MARGIN
-        decided = False
         for _ in range(WITNESS_RETRIES):
-            left = deadline.left()
+            left = deadline.remaining()
             if left <= 0:
                 break
             res, x = _milp(network, bounds, region, -margin, solver, left, threads)
@@ -508,10 +491,9 @@ def check_property(
                 margin *= MARGIN_GROWTH
                 continue
             break
-        if not decided:
-            stats["milp_s"] = time.perf_counter() - t0
-            return done("unknown", "milp", message="a reachable point within the solver's tolerance of the "
-                        "unsafe set, but no checked counterexample: " + checker.last_reason)
+        stats["milp_s"] = time.perf_counter() - t0
+        return done("unknown", "milp", message="a reachable point within the solver's tolerance of the "
+                    "unsafe set, but no checked counterexample: " + checker.last_reason)
     stats["milp_s"] = time.perf_counter() - t0
     if timed_out:
         return done("timeout", message="time limit in the MILP stage")
