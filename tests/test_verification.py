@@ -77,12 +77,15 @@ def test_input_splitting_agrees_with_oracle(seed):
     assert res.verdict == (PropertyVerdict.SAT if sat else PropertyVerdict.UNSAT) or not (sat or unsat)
 
 
+@pytest.mark.parametrize("branch", [False, True])
 @pytest.mark.parametrize("seed", range(24))
-def test_milp_path_agrees_with_oracle(seed):
+def test_milp_and_branch_paths_agree_with_oracle(seed, branch):
     rng = np.random.default_rng(100 + seed)
     net = Network.random([6, 7, 5, 3], seed=100 + seed)
     prop = _random_property(rng, 6, 3, net)
-    res, sat, unsat = _check_against_oracle(net, prop, split=False, attack=seed % 2 == 0)
+    res, sat, unsat = _check_against_oracle(net, prop, split=False, branch=branch, attack=seed % 2 == 0)
+    if branch is False:
+        assert res.method != "branch"
     assert res.verdict in (PropertyVerdict.SAT, PropertyVerdict.UNSAT)
     if sat:
         assert res.verdict == PropertyVerdict.SAT
@@ -98,8 +101,8 @@ def test_other_solvers_agree_with_highs(solver, available):
         rng = np.random.default_rng(200 + seed)
         net = Network.random([5, 6, 4, 2], seed=200 + seed)
         prop = _random_property(rng, 5, 2, net)
-        a = check_property(net, prop, split=False, solver="highs", time_limit=60, attack=False)
-        b = check_property(net, prop, split=False, solver=solver, time_limit=60, attack=False)
+        a = check_property(net, prop, split=False, branch=False, solver="highs", time_limit=60, attack=False)
+        b = check_property(net, prop, split=False, branch=False, solver=solver, time_limit=60, attack=False)
         assert a.verdict == b.verdict
 
 
@@ -357,13 +360,13 @@ def test_huge_big_m_is_not_a_proof(monkeypatch):
         rng = np.random.default_rng(seed)
         net = Network.random([6, 7, 5, 3], seed=seed)
         prop = _random_property(rng, 6, 3, net)
-        res = check_property(net, prop, split=False, attack=False, time_limit=60)
+        res = check_property(net, prop, split=False, branch=False, attack=False, time_limit=60)
         if res.verdict == PropertyVerdict.UNSAT and res.method == "milp":
             break
     else:
         pytest.fail("no instance decided by the MILP among the seeds")
     monkeypatch.setattr(verification, "MAX_TRUSTED_BIG_M", 1e-3)
-    res = check_property(net, prop, split=False, attack=False, time_limit=60)
+    res = check_property(net, prop, split=False, branch=False, attack=False, time_limit=60)
     assert res.verdict == PropertyVerdict.UNKNOWN and "not taken as a proof" in res.message
 
 

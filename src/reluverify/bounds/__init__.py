@@ -13,9 +13,10 @@ from ..network import Network
 from .base import ACTIVE, INACTIVE, UNSTABLE, Bounds, BoundStrategy
 from .interval import IntervalBounds, interval_bounds
 from .lp import LPBounds
+from .optimised import OptimisedBounds
 from .symbolic import SymbolicBounds
 
-STRATEGIES = {"interval": IntervalBounds, "symbolic": SymbolicBounds, "lp": LPBounds}
+STRATEGIES = {"interval": IntervalBounds, "symbolic": SymbolicBounds, "lp": LPBounds, "optimised": OptimisedBounds}
 
 
 def get_strategy(method) -> BoundStrategy:
@@ -38,6 +39,6 @@ def compute_bounds(network: Network, domain: Box, method="interval") -> Bounds:
 
 
 __all__ = [
-    "ACTIVE", "INACTIVE", "UNSTABLE", "Bounds", "BoundStrategy", "IntervalBounds", "LPBounds", "SymbolicBounds",
+    "ACTIVE", "INACTIVE", "UNSTABLE", "Bounds", "BoundStrategy", "IntervalBounds", "LPBounds", "OptimisedBounds", "SymbolicBounds",
     "STRATEGIES", "compute_bounds", "get_strategy", "interval_bounds",
 ]

@@ -65,14 +65,19 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     return lb, ub, A[:, :m], c[:, :m]
 
 
-def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple | None = None) -> tuple:
+def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple | None = None,
+                 start: int = 0, unstable_only: bool = False) -> tuple:
     """Pre-activation bounds of every layer over each box ``[lo[b], hi[b]]``.
 
     Interval propagation intersected with back-substitution. Neurons that the cheap bounds already
     prove inactive are not back-substituted (their output is 0 whatever their bounds); the rest are
     gathered per box, so deep sub-boxes where many neurons are off cost less.
     ``parent=(lowers, uppers)`` are bounds valid for each box (e.g. those of the box it was split
-    from): results are intersected with them. Returns ``(lowers, uppers)``: lists (one per layer)
+    from): results are intersected with them; with ``start=k`` layers before ``k`` are taken from
+    ``parent`` as they are (e.g. after a ReLU split in layer ``k - 1``, which cannot change the
+    back-substituted bounds of layers up to ``k - 1``). ``unstable_only`` back-substitutes only
+    neurons whose interval bounds straddle 0 (active ones keep their interval bounds: cheaper,
+    and the relaxation of an active neuron is exact whatever its bounds). Returns ``(lowers, uppers)``: lists (one per layer)
     of arrays of shape (B, n_k). Sound: every input in box ``b`` gives pre-activations inside row
     ``b`` (float64 rounding absorbed by widening).
     """
@@ -82,15 +87,26 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
     lowers, uppers = [], []
     h_lo, h_hi = lo, hi
     last = len(network.layers) - 1
+    if start and parent is None:
+        raise ValueError("batch_bounds: start > 0 needs parent bounds")
     for k, layer in enumerate(network.layers):
+        relu = layer.activation == "relu"
+        if k < start:
+            zl, zu = parent[0][k], parent[1][k]
+            lowers.append(zl)
+            uppers.append(zu)
+            h_lo, h_hi = (np.maximum(zl, 0.0), np.maximum(zu, 0.0)) if relu else (zl, zu)
+            continue
         zl, zu = affine_interval(layer.weight, layer.bias, h_lo, h_hi)
         if parent is not None:
             zl, zu = np.maximum(zl, parent[0][k]), np.minimum(zu, parent[1][k])
-        relu = layer.activation == "relu"
         if k > 0 and (relu or k != last):
             # inactive neurons (upper <= 0) stay at 0 whatever their bounds; every other neuron's
             # bounds matter (active ones feed the interval bounds of the next layer)
-            unstable = zu > 0 if relu else np.ones_like(zl, dtype=bool)
+            if not relu:
+                unstable = np.ones_like(zl, dtype=bool)
+            else:
+                unstable = (zu > 0) & (zl < 0) if unstable_only else zu > 0
             K = int(unstable.sum(axis=1).max()) if B else 0
             if K:
                 idx = np.argsort(~unstable, axis=1, kind="stable")[:, :K]  # unstable neurons first

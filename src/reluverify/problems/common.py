@@ -1,4 +1,4 @@
-"""Argument checks and a clock shared by the problem modules (adversarial, universal, prototype)."""
+"""Argument checks, a clock and a work stack shared by the problem modules."""
 
 from __future__ import annotations
 
@@ -69,3 +69,31 @@ class Clock:
 
     def elapsed(self):
         return time.perf_counter() - self.t0
+
+
+class ArrayStack:
+    """Work items stored as rows of a few arrays (sub-boxes, ReLU-split domains), pushed and
+    popped in chunks so that thousands of items cost a few large array operations."""
+
+    def __init__(self):
+        self.chunks: list = []
+        self.size = 0
+
+    def push(self, *arrays) -> None:
+        if len(arrays[0]):
+            self.chunks.append(arrays)
+            self.size += len(arrays[0])
+
+    def pop(self, n: int) -> tuple:
+        """About ``n`` boxes from the top (depth first keeps the stack small)."""
+        parts, got = [], 0
+        while self.chunks and got < n:
+            chunk = self.chunks.pop()
+            take = min(n - got, len(chunk[0]))
+            if take < len(chunk[0]):  # put the rest back
+                self.chunks.append(tuple(a[:-take] for a in chunk))
+                chunk = tuple(a[-take:] for a in chunk)
+            parts.append(chunk)
+            got += take
+        self.size -= got
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))

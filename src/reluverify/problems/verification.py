@@ -11,7 +11,10 @@
    splitting**: bisect the box along the input that matters most for the row closest to being
    ruled out, bound thousands of sub-boxes at once (:mod:`reluverify.bounds.batch`), checking
    sub-box centres as candidate counterexamples;
-4. otherwise (or for what splitting leaves) a **MILP** per remaining region over LP-tightened
+4. otherwise **ReLU branch and bound** (:mod:`reluverify.problems.branch`): split unstable
+   neurons, bound each half with optimised slopes and multipliers, from optimised root bounds
+   (:mod:`reluverify.bounds.optimised`); it gets ``BRANCH_TIME_SHARE`` of the time left;
+5. for what is still open a **MILP** per remaining region over LP-tightened
    bounds: first "is the region, widened by ``VERIFY_SLACK``, reachable?"; infeasible is a proof;
    a feasible point is re-checked, and if it fails, the region shrunk by a margin is tried.
 
@@ -26,7 +29,7 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 
-from ..bounds import LPBounds, compute_bounds
+from ..bounds import LPBounds, OptimisedBounds, compute_bounds
 from ..bounds.base import big_m
 from ..bounds.batch import batch_bounds, batch_linear_bounds
 from ..check import check_counterexample, snap_float32
@@ -39,9 +42,11 @@ from ..solve import HighsArrayModel, _check_name, solve, solver_options
 from ..spec import Property, Region
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES
 from .attack import backpropagate
-from .common import Clock
+from .branch import relu_branch_and_bound
+from .common import ArrayStack, Clock
 
 LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
+BRANCH_TIME_SHARE = 0.8  # share of the time left that ReLU branch and bound may use before the MILP
 SPLIT_MAX_INPUTS = 16  # input splitting pays for low-dimensional inputs (ACAS Xu has 5)
 SPLIT_BATCH = 1024  # sub-boxes bounded together
 # Input splitting runs as a portfolio: the tree size depends wildly on the choice of the input to
@@ -174,33 +179,6 @@ def _evaluate_boxes(network: Network, region: Region, lo: np.ndarray, hi: np.nda
     return lb - region.b[None, :], A
 
 
-class _BoxStack:
-    """Sub-boxes still to decide (each already bounded: its row excesses and directions)."""
-
-    def __init__(self):
-        self.chunks: list = []
-        self.size = 0
-
-    def push(self, *arrays) -> None:
-        if len(arrays[0]):
-            self.chunks.append(arrays)
-            self.size += len(arrays[0])
-
-    def pop(self, n: int) -> tuple:
-        """About ``n`` boxes from the top (depth first keeps the stack small)."""
-        parts, got = [], 0
-        while self.chunks and got < n:
-            chunk = self.chunks.pop()
-            take = min(n - got, len(chunk[0]))
-            if take < len(chunk[0]):  # put the rest back
-                self.chunks.append(tuple(a[:-take] for a in chunk))
-                chunk = tuple(a[-take:] for a in chunk)
-            parts.append(chunk)
-            got += take
-        self.size -= got
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
-
-
 def _split(network: Network, region: Region, checker: _Checker, deadline: Clock, stats: dict,
            batch: int = SPLIT_BATCH, candidates: int = 1, score_rows: str = "all", quality: str = "sum",
            max_boxes: int | None = None) -> tuple:
@@ -223,7 +201,7 @@ def _split(network: Network, region: Region, checker: _Checker, deadline: Clock,
     lo, hi = region.lower[None, :], region.upper[None, :]
     excess, A = _evaluate_boxes(network, region, lo, hi)
     n_boxes += 1
-    stack = _BoxStack()
+    stack = ArrayStack()
     if not np.any(excess > 0):
         stack.push(lo, hi, excess, A)
     n_in = region.n_inputs
@@ -381,6 +359,7 @@ def check_property(
     threads: int | None = None,
     seed: int = 0,
     attack: bool = True,
+    branch: str | bool = "auto",
 ) -> PropertyResult:
     """Decide whether some input in ``prop`` reaches its unsafe set (see :mod:`reluverify.spec`).
 
@@ -389,7 +368,9 @@ def check_property(
     networks with at most ``SPLIT_MAX_INPUTS`` inputs, ``True``/``False`` force it.
     ``bound_method`` is the strategy whose bounds the MILP uses (``"lp"``: symbolic, then LP on
     still-unstable neurons). ``attack=False`` skips the falsification stage (counterexamples then
-    come only from splitting or the MILP). Returns a :class:`~reluverify.results.PropertyResult`.
+    come only from splitting or the MILP). ``branch``: ``"auto"`` runs ReLU branch and bound
+    (:mod:`reluverify.problems.branch`) where the input box is not split, ``True``/``False``
+    force it. Returns a :class:`~reluverify.results.PropertyResult`.
     """
     if not isinstance(prop, Property):
         raise InputError(f"prop must be a reluverify.spec.Property (e.g. from read_vnnlib), got {type(prop).__name__}")
@@ -399,6 +380,8 @@ def check_property(
         raise InputError(f"time_limit must be positive (seconds), got {time_limit}")
     if split not in ("auto", True, False):
         raise InputError(f"split must be 'auto', True or False, got {split!r}")
+    if branch not in ("auto", True, False):
+        raise InputError(f"branch must be 'auto', True or False, got {branch!r}")
     deadline = Clock(time_limit)
     stats: dict = {"regions": len(prop.regions)}
     checker = _Checker(network, prop, reference)
@@ -426,6 +409,8 @@ def check_property(
             strategy = method
             if method == "lp":  # LP tightening gets a share of the time left, never all of it
                 strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
+            elif method == "optimised":
+                strategy = OptimisedBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
             bounds_cache[key] = compute_bounds(network, Box(region.lower, region.upper), strategy)
         return bounds_cache[key]
 
@@ -481,7 +466,32 @@ def check_property(
             return done("unsat", "split")
         remaining = undecided
 
-    # 4. one MILP per remaining region
+    # 4. ReLU branch and bound (networks with many inputs), over optimised root bounds
+    use_branch = branch is True or (branch == "auto" and not use_split)
+    if use_branch and remaining:
+        t0 = time.perf_counter()
+        undecided = []
+        for n_left, i in zip(range(len(remaining), 0, -1), remaining):
+            region = prop.regions[i]
+            root = box_bounds(region, "optimised")
+            if region.n_rows and np.any(_region_rows_lb(network, root, region) > region.b):
+                continue
+            budget = Clock(max(0.1, BRANCH_TIME_SHARE * deadline.remaining() / n_left))
+            status, chk = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget, stats)
+            if status == "sat":
+                stats["branch_s"] = time.perf_counter() - t0
+                return done("sat", "branch", chk)
+            if status != "unsat":
+                undecided.append(i)
+            if deadline.expired():
+                stats["branch_s"] = time.perf_counter() - t0
+                return done("timeout", message="time limit in the ReLU branch-and-bound stage")
+        stats["branch_s"] = time.perf_counter() - t0
+        if not undecided:
+            return done("unsat", "branch")
+        remaining = undecided
+
+    # 5. one MILP per remaining region
     t0 = time.perf_counter()
     timed_out = False
     untrusted: list = []

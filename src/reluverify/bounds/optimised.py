@@ -1,0 +1,165 @@
+"""Optimised back-substitution bounds (alpha/beta-CROWN style, in NumPy).
+
+:func:`optimised_bound` bounds linear functions of a layer's output over a box with the lower
+slopes of unstable ReLUs and Lagrange multipliers of the neurons' sign constraints as free
+parameters, improved by a few steps of projected gradient ascent; every step's bound is sound.
+:class:`OptimisedBounds` is the bound strategy built on it: each hidden layer's unstable neurons get
+an optimised lower and upper bound, layer by layer (each layer's optimisation uses the tightened
+bounds of the layers before it). On VNN-COMP's mnist_fc networks it matches the LP strategy's
+tightness at a fraction of its time (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..domain import Box
+from ..network import Network
+from .base import Bounds
+from .batch import batch_bounds
+from .interval import widen
+from .symbolic import SymbolicBounds
+
+OPT_STEPS = 20  # gradient steps per bound
+OPT_LR = 0.1  # Adam step size for the lower slopes (in [0, 1]) and the multipliers (scaled, see below)
+ROOT_STEPS = 40  # steps per neuron bound in OptimisedBounds
+ROOT_CHUNK = 256  # neuron bounds optimised together (memory: chunk x layer width x layers)
+
+
+def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi: np.ndarray,
+                    a_x: np.ndarray, a_y: np.ndarray, steps: int = OPT_STEPS) -> tuple:
+    """Lower bounds of ``a_x[b] @ x + a_y[b] @ y`` over each domain ``b`` (inputs in the box,
+    pre-activations inside ``lowers``/``uppers``), with optimised relaxations.
+
+    ``layers``: the network's layers up to the one whose output is ``y``, taken as affine (its
+    activation is ignored; e.g. ``network.layers[:k + 1]`` bounds layer ``k``'s pre-activations);
+    ``lowers``/``uppers``: (B or 1, n_j) bounds of the hidden layers before it.
+
+    Back-substitution as in CROWN, with two families of free parameters, both sound at any value:
+    the lower slope ``alpha`` in [0, 1] of each unstable ReLU, and a Lagrange multiplier
+    ``beta >= 0`` for the sign constraint of each stable neuron (``z >= 0`` where its lower bound
+    is >= 0, ``z <= 0`` where its upper bound is <= 0: bounds of a split domain make that a
+    constraint of the domain, which plain back-substitution forgets). ``f(x) >= f(x) - beta*s*z``
+    on the domain (``s`` the constraint's sign), so every choice gives a valid bound (weak
+    duality, as in alpha/beta-CROWN, Wang et al. 2021). The gradient of the bound with respect to
+    both is the value of ``z`` at the minimising box corner pushed forward through the same
+    relaxations, so ascent costs one backward and one forward pass per step. Returns
+    ``(lb (B,), corner (B, n))``: the best bound seen (widened for rounding) and the corner.
+    """
+    L = len(layers)
+    B = lo.shape[0]
+    H = L - 1  # hidden layers 0..H-1
+    if any(layer.activation != "relu" for layer in layers[:H]):  # only ReLU hidden layers are relaxed here
+        return np.full(B, -np.inf), 0.5 * (lo + hi)
+    unstable = [(lowers[j] < 0) & (uppers[j] > 0) for j in range(H)]
+    sign = [np.where(lowers[j] >= 0, 1.0, np.where(uppers[j] <= 0, -1.0, 0.0)) for j in range(H)]
+    a_up, b_up, alpha = [], [], []
+    for j in range(H):
+        lo_j, hi_j = lowers[j], uppers[j]
+        safe = np.where(unstable[j], hi_j - lo_j, 1.0)
+        slope = np.where(unstable[j], hi_j / safe, np.where(lo_j >= 0, 1.0, 0.0))
+        a_up.append(slope)
+        b_up.append(np.where(unstable[j], -slope * lo_j, 0.0))
+        alpha.append(np.where(unstable[j], (hi_j >= -lo_j).astype(float), 0.0))
+    alpha = [np.broadcast_to(a, (B, a.shape[-1])).copy() for a in alpha]
+    beta = [np.zeros((B, layers[j].weight.shape[0])) for j in range(H)]
+    # multipliers are in units of "objective per unit of z": scale their steps by the objective's
+    # coefficient magnitude so one step size fits every network
+    scale = np.abs(a_y @ layers[-1].weight).max(axis=1, keepdims=True) + 1e-12
+    m_a = [np.zeros_like(a) for a in alpha]
+    v_a = [np.zeros_like(a) for a in alpha]
+    m_b = [np.zeros_like(b) for b in beta]
+    v_b = [np.zeros_like(b) for b in beta]
+    best = np.full(B, -np.inf)
+    best_x = 0.5 * (lo + hi)
+    for t in range(steps + 1):
+        # backward: coefficients of h_j (lam) and of z_j (E); constant c
+        lam = a_y @ layers[-1].weight
+        c = a_y @ layers[-1].bias
+        lams = [None] * H
+        for j in range(H - 1, -1, -1):
+            lams[j] = lam
+            pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
+            a_lo = np.where(unstable[j], alpha[j], np.where(sign[j] > 0, 1.0, 0.0))
+            E = pos * a_lo + neg * a_up[j] - beta[j] * sign[j]
+            c = c + np.einsum("bn,bn->b", neg, b_up[j]) + E @ layers[j].bias
+            lam = E @ layers[j].weight
+        A = lam + a_x
+        x = np.where(A > 0, lo, hi)
+        lb = np.einsum("bn,bn->b", A, x) + c
+        mag = np.einsum("bn,bn->b", np.abs(A), np.maximum(np.abs(lo), np.abs(hi))) + np.abs(c)
+        lb = widen(lb, lb, mag)[0]
+        improved = lb > best
+        best = np.where(improved, lb, best)
+        best_x = np.where(improved[:, None], x, best_x)
+        if t == steps:
+            break
+        # forward: z-hat per layer = gradient of the bound w.r.t. E_j
+        h = x
+        for j in range(H):
+            z = h @ layers[j].weight.T + layers[j].bias
+            lam = lams[j]
+            g_alpha = np.where(unstable[j] & (lam > 0), lam * z, 0.0)
+            g_beta = -sign[j] * z
+            a_lo = np.where(unstable[j], alpha[j], np.where(sign[j] > 0, 1.0, 0.0))
+            h = np.where(lam >= 0, a_lo * z, a_up[j] * z + b_up[j])
+            # Adam ascent
+            for par, g, m, v, lr, lo_b, hi_b in ((alpha, g_alpha, m_a, v_a, OPT_LR, 0.0, 1.0),
+                                                  (beta, g_beta, m_b, v_b, OPT_LR * scale, 0.0, np.inf)):
+                m[j] = 0.9 * m[j] + 0.1 * g
+                v[j] = 0.999 * v[j] + 0.001 * g * g
+                mh = m[j] / (1 - 0.9 ** (t + 1))
+                vh = v[j] / (1 - 0.999 ** (t + 1))
+                par[j] = np.clip(par[j] + lr * mh / (np.sqrt(vh) + 1e-12), lo_b, hi_b)
+            beta[j] = np.where(sign[j] != 0, beta[j], 0.0)
+    return best, best_x
+
+
+class OptimisedBounds:
+    """Strategy object: CROWN bounds, then an optimised lower and upper bound for every unstable
+    neuron of each hidden layer in turn (later layers re-bounded by back-substitution after each
+    layer). Falls back to :class:`~reluverify.bounds.symbolic.SymbolicBounds` for domains that
+    are not plain boxes."""
+
+    name = "optimised"
+
+    def __init__(self, steps: int = ROOT_STEPS, time_limit: float | None = None):
+        self.steps = steps
+        self.time_limit = time_limit
+
+    def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:
+        domain.check_size(network.n_inputs)
+        if type(domain) is not Box:
+            return SymbolicBounds().compute(network, domain, initial)
+        t0 = time.perf_counter()
+        lo, hi = domain.lower[None, :], domain.upper[None, :]
+        parent = None
+        if initial is not None:
+            parent = ([l[None, :] for l in initial.lower], [u[None, :] for u in initial.upper])
+        L, U = batch_bounds(network, lo, hi, parent=parent)
+        layers = network.layers
+        for k in range(1, len(layers) - 1):
+            if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
+                break
+            if layers[k - 1].activation != "relu":
+                continue
+            idx = np.flatnonzero((L[k][0] < 0) & (U[k][0] > 0))
+            for start in range(0, idx.size, ROOT_CHUNK):
+                sel = idx[start:start + ROOT_CHUNK]
+                n = sel.size
+                a_y = np.zeros((2 * n, layers[k].weight.shape[0]))
+                a_y[np.arange(n), sel] = 1.0  # lower bounds of z
+                a_y[n + np.arange(n), sel] = -1.0  # upper bounds: - min(-z)
+                lb, _ = optimised_bound(layers[:k + 1], L[:k], U[:k], np.repeat(lo, 2 * n, 0),
+                                        np.repeat(hi, 2 * n, 0), np.zeros((2 * n, lo.shape[1])), a_y,
+                                        self.steps)
+                L[k][0, sel] = np.maximum(L[k][0, sel], lb[:n])
+                U[k][0, sel] = np.minimum(U[k][0, sel], -lb[n:])
+            U[k] = np.maximum(U[k], L[k])
+            L, U = batch_bounds(network, lo, hi, parent=(L, U), start=k + 1)
+        bounds = Bounds(network, domain, [l[0] for l in L], [u[0] for u in U], method=self.name)
+        bounds.time_s = time.perf_counter() - t0
+        bounds.history.append((self.name, bounds.n_unstable, bounds.time_s))
+        return bounds
