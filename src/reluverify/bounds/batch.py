@@ -19,14 +19,26 @@ from .interval import affine_interval, widen
 from .symbolic import relu_relaxation
 
 
-def _concretise_min(A: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``min_{lo <= x <= hi} A x + c`` per box and row (A: (B, m, n), c: (B, m), lo/hi: (B, n))."""
-    return (np.einsum("bmn,bn->bm", np.maximum(A, 0.0), lo)
-            + np.einsum("bmn,bn->bm", np.minimum(A, 0.0), hi) + c)
+def _one_box(lo: np.ndarray) -> bool:
+    """Whether every row of ``lo`` is the same box (a broadcast view, as in ReLU branching)."""
+    return lo.shape[0] == 1 or lo.strides[0] == 0
 
 
-def _magnitude(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return np.einsum("bmn,bn->bm", np.abs(A), np.maximum(np.abs(lo), np.abs(hi))) + np.abs(c)
+def _concretise_min(A: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
+    """``min_{lo <= x <= hi} A x + c`` per box and row (A: (B, m, n), c: (B, m), lo/hi: (B, n)),
+    and the magnitude of the terms summed (for the rounding widening)."""
+    if _one_box(lo) and _one_box(hi):  # one box for all: matrix-vector products, one |A|
+        B, m, n = A.shape
+        flat = A.reshape(B * m, n)
+        absA = np.abs(flat)
+        mid, rad = 0.5 * (lo[0] + hi[0]), 0.5 * (hi[0] - lo[0])
+        lb = (flat @ mid - absA @ rad).reshape(B, m) + c
+        mag = (absA @ np.maximum(np.abs(lo[0]), np.abs(hi[0]))).reshape(B, m) + np.abs(c)
+        return lb, mag
+    lb = (np.einsum("bmn,bn->bm", np.maximum(A, 0.0), lo)
+          + np.einsum("bmn,bn->bm", np.minimum(A, 0.0), hi) + c)
+    mag = np.einsum("bmn,bn->bm", np.abs(A), np.maximum(np.abs(lo), np.abs(hi))) + np.abs(c)
+    return lb, mag
 
 
 def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weight: np.ndarray,
@@ -50,14 +62,13 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
         prev = network.layers[j]
         a_low, a_up, b_up = relu_relaxation(lowers[j], uppers[j], prev.activation == "relu", parallel)
         neg = np.minimum(A, 0.0)
-        pos = A - neg
         c = c + np.einsum("bmn,bn->bm", neg, b_up)
-        D = pos * a_low[:, None, :] + neg * a_up[:, None, :]
+        D = A * a_low[:, None, :]
+        D += neg * (a_up - a_low)[:, None, :]  # = pos * a_low + neg * a_up
         c = c + D @ prev.bias
         # one large matrix product instead of B small ones
         A = (D.reshape(B * M, -1) @ prev.weight).reshape(B, M, -1)
-    lb_all = _concretise_min(A, c, lo, hi)
-    mag = _magnitude(A, lo, hi, c)
+    lb_all, mag = _concretise_min(A, c, lo, hi)
     lb, _ = widen(lb_all[:, :m], lb_all[:, :m], mag[:, :m])
     ub = None
     if upper:
@@ -155,8 +166,8 @@ def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.nda
         _, _, A, c = _back_substitute(network, L - 1, lowers, uppers, weight, bias, lo, hi, upper=False,
                                       parallel=parallel)
         A = A + a_x[None, :, :]
-        lb = _concretise_min(A, c, lo, hi)
-        lb = widen(lb, lb, _magnitude(A, lo, hi, c))[0]
+        lb, mag = _concretise_min(A, c, lo, hi)
+        lb = widen(lb, lb, mag)[0]
         if best_lb is None:
             best_lb, best_A = lb, A
         else:

@@ -38,6 +38,8 @@ from ..spec import Region
 from .common import ArrayStack, Clock
 
 OPT_STEPS = 20  # gradient steps on the slopes and multipliers per bounded domain
+BRANCH_CANDIDATES = 1  # neurons looked ahead per split (1: the best score, no look-ahead)
+LOOK_AHEAD_STEPS = 5
 BRANCH_BATCH = 32  # domains split per step (2x as many children are bounded together)
 MAX_DOMAINS = 100_000  # open domains kept at most (memory: about 2 x 8 bytes per neuron each)
 
@@ -79,8 +81,10 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
 class _Domains:
     """Bounding and splitting of domains of one region (arrays with a leading domain axis)."""
 
-    def __init__(self, network: Network, region: Region, opt_steps: int = OPT_STEPS, rebound: bool = True):
+    def __init__(self, network: Network, region: Region, opt_steps: int = OPT_STEPS, rebound: bool = True,
+                 candidates: int = 1):
         self.network, self.region, self.opt_steps, self.rebound = network, region, opt_steps, rebound
+        self.candidates = candidates
         self.n_layers = len(network.layers)
 
     def evaluate(self, lowers: list, uppers: list) -> tuple:
@@ -104,10 +108,46 @@ class _Domains:
             excess[o, r[o]] = np.maximum(excess[o, r[o]], lb_o - region.b[r[o]])
             corners[o] = corner_o
         scores = split_scores(self.network, lowers, uppers, region.a_y[r])
-        best = np.stack([s.max(axis=1) for s in scores], axis=1)  # (B, L-1)
-        layer = np.argmax(best, axis=1)
-        neuron = np.array([int(np.argmax(scores[k][b])) for b, k in enumerate(layer)], dtype=np.int64)
-        return excess, corners, layer, neuron, best[rows, layer]
+        flat = np.concatenate(scores, axis=1)  # (B, hidden neurons)
+        offsets = np.cumsum([0] + [s.shape[1] for s in scores])
+        if self.candidates > 1 and self.opt_steps and self.network.layers[-1].activation != "relu":
+            pick = self._look_ahead(lowers, uppers, flat, offsets, r, lo, hi)
+        else:
+            pick = np.argmax(flat, axis=1)
+        layer = np.searchsorted(offsets, pick, side="right") - 1
+        neuron = pick - offsets[layer]
+        return excess, corners, layer, neuron, flat[rows, pick]
+
+    def _look_ahead(self, lowers, uppers, flat, offsets, r, lo, hi) -> np.ndarray:
+        """Among each domain's ``candidates`` best-scored neurons, the one whose two halves'
+        optimised bounds (``LOOK_AHEAD_STEPS`` steps, without re-bounding) come closest to ruling
+        them out ("filtered smart branching", De Palma et al. 2021)."""
+        region = self.region
+        B = flat.shape[0]
+        k = min(self.candidates, flat.shape[1])
+        cand = np.argsort(-flat, axis=1)[:, :k]  # (B, k)
+        layer = np.searchsorted(offsets, cand, side="right") - 1
+        neuron = cand - offsets[layer]
+        # 2k children per domain: order (candidate, half, domain)
+        rep = np.tile(np.arange(B), 2 * k)
+        lo_c = [l[rep] for l in lowers]
+        hi_c = [u[rep] for u in uppers]
+        for c in range(k):
+            for half in (0, 1):
+                base = (2 * c + half) * B
+                for kk in np.unique(layer[:, c]):
+                    sel = np.flatnonzero(layer[:, c] == kk)
+                    j = neuron[sel, c]
+                    if half == 0:
+                        lo_c[kk][base + sel, j] = np.maximum(lo_c[kk][base + sel, j], 0.0)
+                    else:
+                        hi_c[kk][base + sel, j] = np.minimum(hi_c[kk][base + sel, j], 0.0)
+        lb, _ = optimised_bound(self.network.layers, lo_c, hi_c, lo[rep], hi[rep], region.a_x[r[rep]],
+                                region.a_y[r[rep]], LOOK_AHEAD_STEPS)
+        gap = np.minimum(lb - region.b[r[rep]], 0.0).reshape(k, 2, B).sum(axis=1)  # (k, B)
+        valid = flat[np.arange(B)[None, :], cand.T] > 0
+        best = np.argmax(np.where(valid, gap, -np.inf), axis=0)
+        return cand[np.arange(B), best]
 
     def children(self, lowers: list, uppers: list, layer: np.ndarray, neuron: np.ndarray) -> tuple:
         """Both halves of each domain's split: the first B are "active", the next B "inactive";
@@ -133,7 +173,7 @@ class _Domains:
 def relu_branch_and_bound(network: Network, region: Region, lowers: list, uppers: list, checker,
                           deadline: Clock, stats: dict, *, batch: int = BRANCH_BATCH,
                           max_domains: int = MAX_DOMAINS, opt_steps: int = OPT_STEPS,
-                          rebound: bool = True) -> tuple:
+                          rebound: bool = True, candidates: int = BRANCH_CANDIDATES) -> tuple:
     """Decide ``region`` by ReLU splitting from root bounds ``lowers``/``uppers`` (per layer, valid
     over the region's box). ``checker(x, region)`` returns a checked counterexample or None.
 
@@ -142,7 +182,7 @@ def relu_branch_and_bound(network: Network, region: Region, lowers: list, uppers
     open domains) or ``"timeout"`` (``deadline`` expired). ``stats["branch_domains"]`` counts the
     domains bounded.
     """
-    dom = _Domains(network, region, opt_steps, rebound)
+    dom = _Domains(network, region, opt_steps, rebound, candidates)
     n_bounded = 0
 
     def finish(status, chk=None):

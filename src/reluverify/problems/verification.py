@@ -471,11 +471,18 @@ def check_property(
     if use_branch and remaining:
         t0 = time.perf_counter()
         undecided = []
-        for n_left, i in zip(range(len(remaining), 0, -1), remaining):
+        # easiest regions first (root bound closest to ruling them out): each region may use its
+        # share of the time left, so what the easy ones leave goes to the hard ones
+        order = []
+        for i in remaining:
             region = prop.regions[i]
             root = box_bounds(region, "optimised")
-            if region.n_rows and np.any(_region_rows_lb(network, root, region) > region.b):
-                continue
+            gap = np.max(_region_rows_lb(network, root, region) - region.b) if region.n_rows else -np.inf
+            if gap <= 0:
+                order.append((-gap, i))
+        for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
+            region = prop.regions[i]
+            root = box_bounds(region, "optimised")
             budget = Clock(max(0.1, BRANCH_TIME_SHARE * deadline.remaining() / n_left))
             status, chk = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget, stats)
             if status == "sat":
