@@ -319,6 +319,7 @@ CI_SUBSET = [
     ("mnist_fc", "onnx/mnist-net_256x2.onnx", "vnnlib/prop_0_0.03.vnnlib"),
     ("mnist_fc", "onnx/mnist-net_256x2.onnx", "vnnlib/prop_1_0.03.vnnlib"),
     ("mnist_fc", "onnx/mnist-net_256x2.onnx", "vnnlib/prop_4_0.03.vnnlib"),
+    ("mnist_fc", "onnx/mnist-net_256x4.onnx", "vnnlib/prop_2_0.03.vnnlib"),  # decided by ReLU branching
     ("acasxu", "onnx/ACASXU_run2a_1_1_batch_2000.onnx", "vnnlib/prop_1.vnnlib"),
     ("acasxu", "onnx/ACASXU_run2a_2_7_batch_2000.onnx", "vnnlib/prop_2.vnnlib"),
     ("acasxu", "onnx/ACASXU_run2a_4_4_batch_2000.onnx", "vnnlib/prop_3.vnnlib"),
