@@ -147,8 +147,9 @@ def test_split_scores_only_name_unstable_neurons():
         assert np.all(s[0] >= 0)
 
 
+@pytest.mark.parametrize("candidates", [1, 3])
 @pytest.mark.parametrize("seed", range(30))
-def test_branch_and_bound_agrees_with_the_oracle(seed):
+def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
     rng = np.random.default_rng(500 + seed)
     sizes = [int(rng.integers(2, 5)), int(rng.integers(4, 9)), int(rng.integers(4, 9)), 3]
     net = _net(rng, sizes)
@@ -171,7 +172,7 @@ def test_branch_and_bound_agrees_with_the_oracle(seed):
 
     stats: dict = {}
     status, _ = relu_branch_and_bound(net, region, [l[0] for l in L], [u[0] for u in U], checker,
-                                      Clock(30.0), stats)
+                                      Clock(30.0), stats, candidates=candidates)
     truth = region_reachable(net, lo, hi, region.a_x, region.a_y, region.b) is not None
     assert status in ("sat", "unsat", "unknown")
     if status == "unsat":

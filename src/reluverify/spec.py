@@ -80,6 +80,10 @@ class Region:
             return float(outside)
         return self.output_violation(x, y)
 
+    def row_excess(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Row excesses ``a_x x + a_y y - b`` for a batch of inputs and outputs: (B, m)."""
+        return x @ self.a_x.T + y @ self.a_y.T - self.b
+
     def output_violation(self, x, y) -> float:
         """Largest row excess only (the box is handled separately, e.g. by clipping)."""
         if not self.n_rows:

@@ -143,8 +143,6 @@ class OptimisedBounds:
         for k in range(1, len(layers) - 1):
             if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                 break
-            if layers[k - 1].activation != "relu":
-                continue
             idx = np.flatnonzero((L[k][0] < 0) & (U[k][0] > 0))
             for start in range(0, idx.size, ROOT_CHUNK):
                 sel = idx[start:start + ROOT_CHUNK]

@@ -44,11 +44,6 @@ BRANCH_BATCH = 32  # domains split per step (2x as many children are bounded tog
 MAX_DOMAINS = 100_000  # open domains kept at most (memory: about 2 x 8 bytes per neuron each)
 
 
-def _rows_excess(network: Network, x: np.ndarray, region: Region) -> np.ndarray:
-    y = network.forward(x)
-    return x @ region.a_x.T + y @ region.a_y.T - region.b
-
-
 def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) -> list:
     """Per hidden layer, (B, n_k) scores of the unstable neurons (0 for stable ones) for the
     output rows ``a_y`` (B, n_out): see the module docstring. An unstable neuron whose coefficient
@@ -85,7 +80,8 @@ class _Domains:
                  candidates: int = 1):
         self.network, self.region, self.opt_steps, self.rebound = network, region, opt_steps, rebound
         self.candidates = candidates
-        self.n_layers = len(network.layers)
+        # the optimised bound needs an affine output layer (a ReLU output keeps the plain bound)
+        self.optimise = opt_steps > 0 and network.layers[-1].activation != "relu"
 
     def evaluate(self, lowers: list, uppers: list) -> tuple:
         """Row excesses (B, m) of the domains' lower bounds, the corner candidates (B, n) and
@@ -100,7 +96,7 @@ class _Domains:
         r = np.argmax(excess, axis=1)  # the row closest to ruling the domain out
         corners = np.where(A[rows, r] > 0, lo, hi)
         open_ = ~np.any(excess > 0, axis=1)
-        if self.opt_steps and self.network.layers[-1].activation != "relu" and np.any(open_):  # optimised slopes and multipliers for that row
+        if self.optimise and np.any(open_):  # optimised slopes and multipliers for that row
             o = np.flatnonzero(open_)
             lb_o, corner_o = optimised_bound(self.network.layers, [l[o] for l in lowers],
                                              [u[o] for u in uppers], lo[o], hi[o], region.a_x[r[o]],
@@ -110,7 +106,7 @@ class _Domains:
         scores = split_scores(self.network, lowers, uppers, region.a_y[r])
         flat = np.concatenate(scores, axis=1)  # (B, hidden neurons)
         offsets = np.cumsum([0] + [s.shape[1] for s in scores])
-        if self.candidates > 1 and self.opt_steps and self.network.layers[-1].activation != "relu":
+        if self.candidates > 1 and self.optimise:
             pick = self._look_ahead(lowers, uppers, flat, offsets, r, lo, hi)
         else:
             pick = np.argmax(flat, axis=1)
@@ -199,7 +195,8 @@ def relu_branch_and_bound(network: Network, region: Region, lowers: list, uppers
         open_ = ~np.any(excess > 0, axis=1)
         if not np.any(open_):
             return None
-        v = np.max(_rows_excess(network, corners[open_], region), axis=1)
+        x = corners[open_]
+        v = np.max(region.row_excess(x, network.forward(x)), axis=1)
         for i in np.argsort(v)[:4]:
             if v[i] <= 0:
                 chk = checker(corners[open_][i], region)

@@ -66,14 +66,13 @@ GUIDE_STEPS = 100
 
 def _rows_value(network: Network, x: np.ndarray, region: Region) -> np.ndarray:
     """Row excesses ``a_x x + a_y f(x) - b`` for a batch of inputs: (B, m)."""
-    y = network.forward(x)
-    return x @ region.a_x.T + y @ region.a_y.T - region.b
+    return region.row_excess(x, network.forward(x))
 
 
 def _excess_and_gradient(network: Network, x: np.ndarray, region: Region) -> tuple:
     """Largest row excess per input and its input-gradient (a subgradient of the max)."""
     out, pre = network.forward(x, return_all=True)
-    rows = x @ region.a_x.T + out @ region.a_y.T - region.b
+    rows = region.row_excess(x, out)
     r = np.argmax(rows, axis=1)
     g_y = region.a_y[r]
     last = network.layers[-1]
