@@ -70,7 +70,8 @@ def main() -> int:
     lines = [
         "# ReLU branch and bound vs MILP (mnist_fc)",
         "",
-        f"Machine: {machine()}. Command: `python benchmarks/branch_vs_milp.py --timeout {args.timeout:g}`.",
+        f"Machine: {machine()}. Command: `python benchmarks/branch_vs_milp.py --timeout {args.timeout:g}"
+        + ("" if args.instances == DEFAULT else f" --instances {args.instances}") + "`.",
         "Root bounds over the property's box: optimised (alpha/beta-style, per neuron) vs LP; then",
         "`check_property` with ReLU branch and bound (`branch=True`) vs the MILP stage alone (`branch=False`).",
         "A time shown as the timeout means it ran out; the ratio is then a lower bound.",

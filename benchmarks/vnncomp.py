@@ -151,6 +151,8 @@ def main() -> int:
     ap.add_argument("--benchmark", choices=["mnist_fc", "acasxu"])
     ap.add_argument("--tools", default="reluverify", help="comma list: reluverify, marabou")
     ap.add_argument("--filter", default="", help="only instances whose onnx or vnnlib path contains this text")
+    ap.add_argument("--only", default="", help="comma list of property names (e.g. prop_2_0.05): only these, "
+                    "besides --filter (to share a re-run between processes)")
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--solver", default="highs")
@@ -164,7 +166,11 @@ def main() -> int:
             ap.error("--benchmark is required unless --report")
         OUT.mkdir(parents=True, exist_ok=True)
 
+        only = {p for p in args.only.split(",") if p}
+
         def select(onnx, vnn):
+            if only and Path(vnn).name.split(".vnnlib")[0] not in only:
+                return False
             return args.filter in onnx or args.filter in vnn
 
         for tool in args.tools.split(","):
