@@ -73,6 +73,19 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
     return scores
 
 
+def _clamp(lowers: list, uppers: list, rows: np.ndarray, layer: np.ndarray, neuron: np.ndarray,
+           active: bool) -> None:
+    """Fix the phase of neuron ``neuron[i]`` of layer ``layer[i]`` in domain ``rows[i]`` (in place):
+    lower bound raised to 0 (active) or upper bound lowered to 0 (inactive)."""
+    for k in np.unique(layer):
+        sel = layer == k
+        r, j = rows[sel], neuron[sel]
+        if active:
+            lowers[k][r, j] = np.maximum(lowers[k][r, j], 0.0)
+        else:
+            uppers[k][r, j] = np.minimum(uppers[k][r, j], 0.0)
+
+
 class _Domains:
     """Bounding and splitting of domains of one region (arrays with a leading domain axis)."""
 
@@ -130,14 +143,7 @@ class _Domains:
         hi_c = [u[rep] for u in uppers]
         for c in range(k):
             for half in (0, 1):
-                base = (2 * c + half) * B
-                for kk in np.unique(layer[:, c]):
-                    sel = np.flatnonzero(layer[:, c] == kk)
-                    j = neuron[sel, c]
-                    if half == 0:
-                        lo_c[kk][base + sel, j] = np.maximum(lo_c[kk][base + sel, j], 0.0)
-                    else:
-                        hi_c[kk][base + sel, j] = np.minimum(hi_c[kk][base + sel, j], 0.0)
+                _clamp(lo_c, hi_c, (2 * c + half) * B + np.arange(B), layer[:, c], neuron[:, c], half == 0)
         lb, _ = optimised_bound(self.network.layers, lo_c, hi_c, lo[rep], hi[rep], region.a_x[r[rep]],
                                 region.a_y[r[rep]], LOOK_AHEAD_STEPS)
         gap = np.minimum(lb - region.b[r[rep]], 0.0).reshape(k, 2, B).sum(axis=1)  # (k, B)
@@ -152,16 +158,13 @@ class _Domains:
         lo_c = [np.concatenate([l, l]) for l in lowers]
         hi_c = [np.concatenate([u, u]) for u in uppers]
         rows = np.arange(B)
-        for k in np.unique(layer):
-            sel = layer == k
-            r, j = rows[sel], neuron[sel]
-            lo_c[k][r, j] = np.maximum(lo_c[k][r, j], 0.0)
-            hi_c[k][B + r, j] = np.minimum(hi_c[k][B + r, j], 0.0)
+        _clamp(lo_c, hi_c, rows, layer, neuron, True)
+        _clamp(lo_c, hi_c, B + rows, layer, neuron, False)
+        if not self.rebound:
+            return lo_c, hi_c
         region = self.region
         lo = np.broadcast_to(region.lower, (2 * B, region.n_inputs))
         hi = np.broadcast_to(region.upper, (2 * B, region.n_inputs))
-        if not self.rebound:
-            return lo_c, hi_c
         return batch_bounds(self.network, lo, hi, parent=(lo_c, hi_c), start=int(layer.min()) + 1,
                             unstable_only=True)
 
