@@ -174,6 +174,8 @@ def test_empty_regions_and_bad_arguments():
         check_property(Network.random([3, 3, 2], seed=0), Property(2, 2, (ok,)))
     with pytest.raises(InputError, match="Property"):
         check_property(net, "prop.vnnlib")
+    with pytest.raises(InputError, match="branch must be"):
+        check_property(net, Property(2, 2, (ok,)), branch="yes")
 
 
 # --------------------------------------------------------------------------- files, CLI, runner
