@@ -20,7 +20,7 @@ from ..network import Network
 from .base import Bounds
 from .batch import batch_bounds
 from .interval import widen
-from .symbolic import SymbolicBounds
+from .symbolic import SymbolicBounds, relu_relaxation
 
 OPT_STEPS = 20  # gradient steps per bound
 OPT_LR = 0.1  # Adam step size for the lower slopes (in [0, 1]) and the multipliers (scaled, see below)
@@ -55,15 +55,14 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
         return np.full(B, -np.inf), 0.5 * (lo + hi)
     unstable = [(lowers[j] < 0) & (uppers[j] > 0) for j in range(H)]
     sign = [np.where(lowers[j] >= 0, 1.0, np.where(uppers[j] <= 0, -1.0, 0.0)) for j in range(H)]
+    # CROWN's relaxation to start from; only the unstable neurons' lower slopes ever move (the
+    # others get zero gradient), so ``alpha`` is every neuron's lower slope
     a_up, b_up, alpha = [], [], []
     for j in range(H):
-        lo_j, hi_j = lowers[j], uppers[j]
-        safe = np.where(unstable[j], hi_j - lo_j, 1.0)
-        slope = np.where(unstable[j], hi_j / safe, np.where(lo_j >= 0, 1.0, 0.0))
+        a_low, slope, offset = relu_relaxation(lowers[j], uppers[j], True)
         a_up.append(slope)
-        b_up.append(np.where(unstable[j], -slope * lo_j, 0.0))
-        alpha.append(np.where(unstable[j], (hi_j >= -lo_j).astype(float), 0.0))
-    alpha = [np.broadcast_to(a, (B, a.shape[-1])).copy() for a in alpha]
+        b_up.append(offset)
+        alpha.append(np.broadcast_to(a_low, (B, a_low.shape[-1])).copy())
     beta = [np.zeros((B, layers[j].weight.shape[0])) for j in range(H)]
     # multipliers are in units of "objective per unit of z": scale their steps by the objective's
     # coefficient magnitude so one step size fits every network
@@ -82,8 +81,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
         for j in range(H - 1, -1, -1):
             lams[j] = lam
             pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
-            a_lo = np.where(unstable[j], alpha[j], np.where(sign[j] > 0, 1.0, 0.0))
-            E = pos * a_lo + neg * a_up[j] - beta[j] * sign[j]
+            E = pos * alpha[j] + neg * a_up[j] - beta[j] * sign[j]
             c = c + np.einsum("bn,bn->b", neg, b_up[j]) + E @ layers[j].bias
             lam = E @ layers[j].weight
         A = lam + a_x
@@ -103,8 +101,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
             lam = lams[j]
             g_alpha = np.where(unstable[j] & (lam > 0), lam * z, 0.0)
             g_beta = -sign[j] * z
-            a_lo = np.where(unstable[j], alpha[j], np.where(sign[j] > 0, 1.0, 0.0))
-            h = np.where(lam >= 0, a_lo * z, a_up[j] * z + b_up[j])
+            h = np.where(lam >= 0, alpha[j] * z, a_up[j] * z + b_up[j])
             # Adam ascent
             for par, g, m, v, lr, lo_b, hi_b in ((alpha, g_alpha, m_a, v_a, OPT_LR, 0.0, 1.0),
                                                   (beta, g_beta, m_b, v_b, OPT_LR * scale, 0.0, np.inf)):
@@ -113,7 +110,6 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
                 mh = m[j] / (1 - 0.9 ** (t + 1))
                 vh = v[j] / (1 - 0.999 ** (t + 1))
                 par[j] = np.clip(par[j] + lr * mh / (np.sqrt(vh) + 1e-12), lo_b, hi_b)
-            beta[j] = np.where(sign[j] != 0, beta[j], 0.0)
     return best, best_x
 
 

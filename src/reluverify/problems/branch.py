@@ -89,10 +89,8 @@ def _clamp(lowers: list, uppers: list, rows: np.ndarray, layer: np.ndarray, neur
 class _Domains:
     """Bounding and splitting of domains of one region (arrays with a leading domain axis)."""
 
-    def __init__(self, network: Network, region: Region, opt_steps: int = OPT_STEPS, rebound: bool = True,
-                 candidates: int = 1):
-        self.network, self.region, self.opt_steps, self.rebound = network, region, opt_steps, rebound
-        self.candidates = candidates
+    def __init__(self, network: Network, region: Region, opt_steps: int = OPT_STEPS, candidates: int = 1):
+        self.network, self.region, self.opt_steps, self.candidates = network, region, opt_steps, candidates
         # the optimised bound needs an affine output layer (a ReLU output keeps the plain bound)
         self.optimise = opt_steps > 0 and network.layers[-1].activation != "relu"
 
@@ -160,8 +158,6 @@ class _Domains:
         rows = np.arange(B)
         _clamp(lo_c, hi_c, rows, layer, neuron, True)
         _clamp(lo_c, hi_c, B + rows, layer, neuron, False)
-        if not self.rebound:
-            return lo_c, hi_c
         region = self.region
         lo = np.broadcast_to(region.lower, (2 * B, region.n_inputs))
         hi = np.broadcast_to(region.upper, (2 * B, region.n_inputs))
@@ -172,7 +168,7 @@ class _Domains:
 def relu_branch_and_bound(network: Network, region: Region, lowers: list, uppers: list, checker,
                           deadline: Clock, stats: dict, *, batch: int = BRANCH_BATCH,
                           max_domains: int = MAX_DOMAINS, opt_steps: int = OPT_STEPS,
-                          rebound: bool = True, candidates: int = BRANCH_CANDIDATES) -> tuple:
+                          candidates: int = BRANCH_CANDIDATES) -> tuple:
     """Decide ``region`` by ReLU splitting from root bounds ``lowers``/``uppers`` (per layer, valid
     over the region's box). ``checker(x, region)`` returns a checked counterexample or None.
 
@@ -181,7 +177,7 @@ def relu_branch_and_bound(network: Network, region: Region, lowers: list, uppers
     open domains) or ``"timeout"`` (``deadline`` expired). ``stats["branch_domains"]`` counts the
     domains bounded.
     """
-    dom = _Domains(network, region, opt_steps, rebound, candidates)
+    dom = _Domains(network, region, opt_steps, candidates)
     n_bounded = 0
 
     def finish(status, chk=None):
