@@ -105,8 +105,13 @@ def test_optimised_bound_is_below_the_lp_and_the_samples(seed):
     a_y = rng.normal(0, 1, (1, 3))
     crown, _ = batch_linear_bounds(net, L, U, lo[None], hi[None], a_x, a_y)
     opt, corner = optimised_bound(net.layers, L, U, lo[None], hi[None], a_x, a_y, steps=60)
+    # inactive neurons left out (as branching does with the root's): still a valid bound
+    keep = [np.flatnonzero(u[0] > 0) for u in U[:-1]]
+    opt_keep, _ = optimised_bound(net.layers, L, U, lo[None], hi[None], a_x, a_y, steps=60, keep=keep)
     lp = _lp_min(net, L, U, lo, hi, a_x[0], a_y[0])
     assert opt[0] <= lp + 1e-7 * max(1.0, abs(lp))
+    assert opt_keep[0] <= lp + 1e-7 * max(1.0, abs(lp))
+    opt = np.minimum(opt, opt_keep)  # the sample check below covers both
     assert np.all(corner >= lo) and np.all(corner <= hi)
     # every sampled input whose pre-activations lie in the domain's bounds meets the bound
     X = lo + rng.random((4000, lo.size)) * (hi - lo)
@@ -117,6 +122,38 @@ def test_optimised_bound_is_below_the_lp_and_the_samples(seed):
     vals = X @ a_x[0] + out @ a_y[0]
     if inside.any():
         assert vals[inside].min() >= opt[0] - 1e-9
+
+
+def test_optimised_bound_refuses_to_leave_out_a_live_neuron():
+    rng = np.random.default_rng(7)
+    net = _net(rng, [3, 8, 3])
+    lo, hi = -np.ones(3), np.ones(3)
+    L, U = batch_bounds(net, lo[None], hi[None])
+    live = int(np.flatnonzero(U[0][0] > 0)[0])
+    keep = [np.setdiff1d(np.arange(8), [live])]
+    with pytest.raises(ValueError, match="not inactive"):
+        optimised_bound(net.layers, L, U, lo[None], hi[None], np.zeros((1, 3)), np.ones((1, 3)), keep=keep)
+
+
+def test_batched_back_substitution_does_not_depend_on_the_batch():
+    """Neurons inactive in every box of a batch are left out of the walk; boxes bounded together
+    (where some of those neurons are live in another box) get the bounds they get alone."""
+    rng = np.random.default_rng(11)
+    net = _net(rng, [4, 16, 16, 16, 3])
+    centres = rng.uniform(-1, 1, (6, 4))
+    lo, hi = centres - 0.3, centres + 0.3
+    L, U = batch_bounds(net, lo, hi)
+    lb, _ = batch_linear_bounds(net, L, U, lo, hi, np.zeros((2, 4)), np.array([[1.0, -1, 0], [0, 1, -1]]))
+    for b in range(6):
+        Lb, Ub = batch_bounds(net, lo[b:b + 1], hi[b:b + 1])
+        lbb, _ = batch_linear_bounds(net, Lb, Ub, lo[b:b + 1], hi[b:b + 1], np.zeros((2, 4)),
+                                     np.array([[1.0, -1, 0], [0, 1, -1]]))
+        for k in range(len(net.layers)):
+            np.testing.assert_allclose(L[k][b], Lb[k][0], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(U[k][b], Ub[k][0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(lb[b], lbb[0], rtol=1e-12, atol=1e-12)
+    # and some neuron is inactive in one box but not in all (so leaving out is exercised)
+    assert any(np.any((U[k] <= 0).any(axis=0) & (U[k] > 0).any(axis=0)) for k in range(3))
 
 
 def test_optimisation_tightens_plain_back_substitution():
@@ -171,7 +208,7 @@ def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
         return None
 
     stats: dict = {}
-    status, _ = relu_branch_and_bound(net, region, [l[0] for l in L], [u[0] for u in U], checker,
+    status, _, _ = relu_branch_and_bound(net, region, [l[0] for l in L], [u[0] for u in U], checker,
                                       Clock(30.0), stats, candidates=candidates)
     truth = region_reachable(net, lo, hi, region.a_x, region.a_y, region.b) is not None
     assert status in ("sat", "unsat", "unknown")
@@ -182,6 +219,49 @@ def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
     # the whole pipeline with splitting off takes the MILP or this stage, and agrees
     res = check_property(net, Property(sizes[0], 3, (region,)), split=False, time_limit=30)
     assert str(res.verdict) == ("sat" if truth else "unsat")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_tree_for_regions_sharing_a_box_agrees_with_the_oracle(seed):
+    rng = np.random.default_rng(700 + seed)
+    sizes = [int(rng.integers(2, 5)), int(rng.integers(4, 9)), int(rng.integers(4, 9)), 3]
+    net = _net(rng, sizes)
+    lo = rng.uniform(-1, 0, sizes[0])
+    hi = lo + rng.uniform(0.2, 1.5, sizes[0])
+    c = int(rng.integers(3))
+    regions = []
+    for j in [k for k in range(3) if k != c]:  # unsafe: y_j >= y_c, one region per j
+        a_y = np.zeros((1, 3))
+        a_y[0, c], a_y[0, j] = 1.0, -1.0
+        regions.append(Region(lo, hi, np.zeros((1, sizes[0])), a_y, np.full(1, rng.uniform(-0.5, 0.5))))
+    L, U = batch_bounds(net, lo[None], hi[None])
+
+    def checker(x, reg):
+        y = net.forward(x)
+        return x if np.all(reg.a_x @ x + reg.a_y @ y <= reg.b) else None
+
+    stats: dict = {}
+    status, _, undecided = relu_branch_and_bound(net, regions, [l[0] for l in L], [u[0] for u in U],
+                                                 checker, Clock(30.0), stats)
+    truth = [region_reachable(net, lo, hi, r.a_x, r.a_y, r.b) is not None for r in regions]
+    assert status in ("sat", "unsat", "unknown")
+    if status == "unsat":
+        assert not any(truth) and undecided == [] and stats["branch_proved_fraction"] == [1.0]
+    if status == "sat":
+        assert any(truth)
+    if status == "unknown":  # the regions branching proved are not listed
+        assert all(not truth[i] or i in undecided for i in range(len(regions)))
+
+
+def test_one_tree_needs_one_box():
+    rng = np.random.default_rng(1)
+    net = _net(rng, [2, 4, 3])
+    a = Region(np.zeros(2), np.ones(2), np.zeros((1, 2)), np.array([[1.0, -1, 0]]), np.zeros(1))
+    b = Region(np.zeros(2), np.full(2, 2.0), np.zeros((1, 2)), np.array([[1.0, -1, 0]]), np.zeros(1))
+    L, U = batch_bounds(net, np.zeros((1, 2)), np.full((1, 2), 2.0))
+    with pytest.raises(ValueError, match="one input box"):
+        relu_branch_and_bound(net, [a, b], [l[0] for l in L], [u[0] for u in U], lambda x, r: None,
+                              Clock(5.0), {})
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -51,8 +51,14 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     shape (B, m) (``ub`` None unless asked) and the lower bound's input coefficients ``A_lo``.
     """
     B = lo.shape[0]
+    # a neuron inactive in every box (upper bound <= 0) has relaxation 0: its column of the
+    # coefficients is exactly 0, so the walk carries only the other columns of each layer
+    keep = [np.flatnonzero(np.any(uppers[j] > 0, axis=0)) if network.layers[j].activation == "relu"
+            else np.arange(uppers[j].shape[-1]) for j in range(k)]
     W = np.broadcast_to(weight, (B,) + weight.shape[-2:]) if weight.ndim == 2 else weight
     m = W.shape[1]
+    if k:
+        W = W[:, :, keep[k - 1]]
     c = np.broadcast_to(bias, (B, m)).astype(np.float64)
     # an upper bound of f is minus the lower bound of -f: stack both and walk back once
     A = np.concatenate([W, -W], axis=1) if upper else np.array(W, dtype=np.float64)
@@ -60,14 +66,17 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     M = A.shape[1]
     for j in range(k - 1, -1, -1):
         prev = network.layers[j]
-        a_low, a_up, b_up = relu_relaxation(lowers[j], uppers[j], prev.activation == "relu", parallel)
+        kj = keep[j]
+        a_low, a_up, b_up = relu_relaxation(lowers[j][:, kj], uppers[j][:, kj], prev.activation == "relu",
+                                            parallel)
         neg = np.minimum(A, 0.0)
         c = c + np.einsum("bmn,bn->bm", neg, b_up)
         D = A * a_low[:, None, :]
         D += neg * (a_up - a_low)[:, None, :]  # = pos * a_low + neg * a_up
-        c = c + D @ prev.bias
+        c = c + D @ prev.bias[kj]
+        w = prev.weight[kj] if j == 0 else prev.weight[np.ix_(kj, keep[j - 1])]
         # one large matrix product instead of B small ones
-        A = (D.reshape(B * M, -1) @ prev.weight).reshape(B, M, -1)
+        A = (D.reshape(B * M, -1) @ w).reshape(B, M, -1)
     lb_all, mag = _concretise_min(A, c, lo, hi)
     lb, _ = widen(lb_all[:, :m], lb_all[:, :m], mag[:, :m])
     ub = None

@@ -29,7 +29,7 @@ ROOT_CHUNK = 256  # neuron bounds optimised together (memory: chunk x layer widt
 
 
 def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi: np.ndarray,
-                    a_x: np.ndarray, a_y: np.ndarray, steps: int = OPT_STEPS) -> tuple:
+                    a_x: np.ndarray, a_y: np.ndarray, steps: int = OPT_STEPS, keep: list | None = None) -> tuple:
     """Lower bounds of ``a_x[b] @ x + a_y[b] @ y`` over each domain ``b`` (inputs in the box,
     pre-activations inside ``lowers``/``uppers``), with optimised relaxations.
 
@@ -53,6 +53,18 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     H = L - 1  # hidden layers 0..H-1
     if any(layer.activation != "relu" for layer in layers[:H]):  # only ReLU hidden layers are relaxed here
         return np.full(B, -np.inf), 0.5 * (lo + hi)
+    # only the neurons in ``keep`` are walked (the others must have upper bound <= 0 in every
+    # domain: they output 0 under any relaxation, and lose only their multipliers)
+    if keep is None:
+        keep = [np.arange(lowers[j].shape[-1]) for j in range(H)]
+    elif any(np.any(np.delete(uppers[j], keep[j], axis=-1) > 0) for j in range(H)):
+        raise ValueError("optimised_bound: a neuron left out of keep is not inactive")
+    lowers = [lowers[j][:, keep[j]] for j in range(H)]
+    uppers = [uppers[j][:, keep[j]] for j in range(H)]
+    weights = [layers[j].weight[keep[j]] if j == 0 else layers[j].weight[np.ix_(keep[j], keep[j - 1])]
+               for j in range(H)]
+    biases = [layers[j].bias[keep[j]] for j in range(H)]
+    w_out = layers[-1].weight[:, keep[H - 1]] if H else layers[-1].weight
     unstable = [(lowers[j] < 0) & (uppers[j] > 0) for j in range(H)]
     sign = [np.where(lowers[j] >= 0, 1.0, np.where(uppers[j] <= 0, -1.0, 0.0)) for j in range(H)]
     # CROWN's relaxation to start from; only the unstable neurons' lower slopes ever move (the
@@ -63,10 +75,10 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
         a_up.append(slope)
         b_up.append(offset)
         alpha.append(np.broadcast_to(a_low, (B, a_low.shape[-1])).copy())
-    beta = [np.zeros((B, layers[j].weight.shape[0])) for j in range(H)]
+    beta = [np.zeros((B, keep[j].size)) for j in range(H)]
     # multipliers are in units of "objective per unit of z": scale their steps by the objective's
     # coefficient magnitude so one step size fits every network
-    scale = np.abs(a_y @ layers[-1].weight).max(axis=1, keepdims=True) + 1e-12
+    scale = np.abs(a_y @ w_out).max(axis=1, keepdims=True) + 1e-12
     m_a = [np.zeros_like(a) for a in alpha]
     v_a = [np.zeros_like(a) for a in alpha]
     m_b = [np.zeros_like(b) for b in beta]
@@ -75,15 +87,15 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     best_x = 0.5 * (lo + hi)
     for t in range(steps + 1):
         # backward: coefficients of h_j (lam) and of z_j (E); constant c
-        lam = a_y @ layers[-1].weight
+        lam = a_y @ w_out
         c = a_y @ layers[-1].bias
         lams = [None] * H
         for j in range(H - 1, -1, -1):
             lams[j] = lam
             pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
             E = pos * alpha[j] + neg * a_up[j] - beta[j] * sign[j]
-            c = c + np.einsum("bn,bn->b", neg, b_up[j]) + E @ layers[j].bias
-            lam = E @ layers[j].weight
+            c = c + np.einsum("bn,bn->b", neg, b_up[j]) + E @ biases[j]
+            lam = E @ weights[j]
         A = lam + a_x
         x = np.where(A > 0, lo, hi)
         lb = np.einsum("bn,bn->b", A, x) + c
@@ -97,7 +109,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
         # forward: z-hat per layer = gradient of the bound w.r.t. E_j
         h = x
         for j in range(H):
-            z = h @ layers[j].weight.T + layers[j].bias
+            z = h @ weights[j].T + biases[j]
             lam = lams[j]
             g_alpha = np.where(unstable[j] & (lam > 0), lam * z, 0.0)
             g_beta = -sign[j] * z
@@ -140,6 +152,7 @@ class OptimisedBounds:
             if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                 break
             idx = np.flatnonzero((L[k][0] < 0) & (U[k][0] > 0))
+            keep = [np.flatnonzero(u[0] > 0) for u in U[:k]]  # inactive neurons left out
             for start in range(0, idx.size, ROOT_CHUNK):
                 sel = idx[start:start + ROOT_CHUNK]
                 n = sel.size
@@ -148,7 +161,7 @@ class OptimisedBounds:
                 a_y[n + np.arange(n), sel] = -1.0  # upper bounds: - min(-z)
                 lb, _ = optimised_bound(layers[:k + 1], L[:k], U[:k], np.repeat(lo, 2 * n, 0),
                                         np.repeat(hi, 2 * n, 0), np.zeros((2 * n, lo.shape[1])), a_y,
-                                        self.steps)
+                                        self.steps, keep=keep)
                 L[k][0, sel] = np.maximum(L[k][0, sel], lb[:n])
                 U[k][0, sel] = np.minimum(U[k][0, sel], -lb[n:])
             U[k] = np.maximum(U[k], L[k])
