@@ -11,6 +11,7 @@ For each instance (from ../shared/benchmarks/vnncomp2022/mnist_fc; nothing to do
 
 Writes benchmarks/results/branch_vs_milp.csv and .md. Both arms run in the same process, one after
 the other, so their times compare; set OPENBLAS_NUM_THREADS=1 when other jobs share the machine.
+``--ablation`` adds a third arm: branching with inactive neurons kept in every walk.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from _common import VNNCOMP, machine  # noqa: E402
 
 from reluverify import check_property, from_onnx, read_vnnlib  # noqa: E402
 from reluverify.bounds import LPBounds, OptimisedBounds, compute_bounds  # noqa: E402
+from reluverify.bounds import batch as batch_module  # noqa: E402
 from reluverify.domain import Box  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -38,6 +40,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--instances", default=DEFAULT, help="comma list of NET:PROP (e.g. 256x4:prop_8_0.03)")
+    ap.add_argument("--ablation", action="store_true",
+                    help="also branch with inactive neurons kept in every walk (reluverify.bounds.batch."
+                         "LEAVE_OUT_INACTIVE off), to measure what leaving them out gains")
     args = ap.parse_args()
     root = VNNCOMP / "mnist_fc"
     if not root.exists():
@@ -55,11 +60,20 @@ def main() -> int:
             b = compute_bounds(net, box, strategy)
             row[f"{name}_bounds_s"] = round(time.perf_counter() - t0, 2)
             row[f"{name}_unstable"] = b.n_unstable
-        for name, branch in (("branch", True), ("milp", False)):
-            res = check_property(net, prop, time_limit=args.timeout, branch=branch)
+        arms = [("branch", True, True), ("milp", False, True)]
+        if args.ablation:
+            arms.append(("branch_all_neurons", True, False))
+        for name, branch, leave_out in arms:
+            batch_module.LEAVE_OUT_INACTIVE = leave_out
+            try:
+                res = check_property(net, prop, time_limit=args.timeout, branch=branch)
+            finally:
+                batch_module.LEAVE_OUT_INACTIVE = True
             row[f"{name}_verdict"] = str(res.verdict)
             row[f"{name}_method"] = res.method
             row[f"{name}_s"] = round(res.time_s, 2)
+            if branch:
+                row[f"{name}_domains"] = res.stats.get("branch_domains", 0)
         print(row, flush=True)
         rows.append(row)
     OUT.mkdir(exist_ok=True)
@@ -71,7 +85,8 @@ def main() -> int:
         "# ReLU branch and bound vs MILP (mnist_fc)",
         "",
         f"Machine: {machine()}. Command: `python benchmarks/branch_vs_milp.py --timeout {args.timeout:g}"
-        + ("" if args.instances == DEFAULT else f" --instances {args.instances}") + "`.",
+        + ("" if args.instances == DEFAULT else f" --instances {args.instances}")
+        + (" --ablation" if args.ablation else "") + "`.",
         "Root bounds over the property's box: optimised (alpha/beta-style, per neuron) vs LP; then",
         "`check_property` with ReLU branch and bound (`branch=True`) vs the MILP stage alone (`branch=False`).",
         "A time shown as the timeout means it ran out; the ratio is then a lower bound.",
@@ -85,6 +100,21 @@ def main() -> int:
             f"| {r['network']} {r['property']} | {r['optimised_bounds_s']} ({r['optimised_unstable']}) | "
             f"{r['lp_bounds_s']} ({r['lp_unstable']}) | {r['branch_verdict']} ({r['branch_method']}), {r['branch_s']} | "
             f"{r['milp_verdict']} ({r['milp_method']}), {r['milp_s']} | {ratio:.1f}x |")
+    if args.ablation:
+        lines += [
+            "",
+            "Ablation: branching with every neuron walked (inactive ones kept, and their multipliers in",
+            "the optimised bound) against the default, same timeout.",
+            "",
+            "| instance | default: verdict, s, domains | all neurons: verdict, s, domains | all neurons s / default s |",
+            "|---|---|---|---|",
+        ]
+        for r in rows:
+            ratio = r["branch_all_neurons_s"] / max(r["branch_s"], 1e-9)
+            lines.append(
+                f"| {r['network']} {r['property']} | {r['branch_verdict']} ({r['branch_method']}), {r['branch_s']}, "
+                f"{r['branch_domains']} | {r['branch_all_neurons_verdict']} ({r['branch_all_neurons_method']}), "
+                f"{r['branch_all_neurons_s']}, {r['branch_all_neurons_domains']} | {ratio:.1f}x |")
     (OUT / "branch_vs_milp.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -154,6 +154,16 @@ def test_batched_back_substitution_does_not_depend_on_the_batch():
         np.testing.assert_allclose(lb[b], lbb[0], rtol=1e-12, atol=1e-12)
     # and some neuron is inactive in one box but not in all (so leaving out is exercised)
     assert any(np.any((U[k] <= 0).any(axis=0) & (U[k] > 0).any(axis=0)) for k in range(3))
+    # the ablation switch (every neuron walked) gives the same bounds
+    from reluverify.bounds import batch as batch_module
+    batch_module.LEAVE_OUT_INACTIVE = False
+    try:
+        L2, U2 = batch_bounds(net, lo, hi)
+    finally:
+        batch_module.LEAVE_OUT_INACTIVE = True
+    for k in range(len(net.layers)):
+        np.testing.assert_allclose(L2[k], L[k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(U2[k], U[k], rtol=1e-12, atol=1e-12)
 
 
 def test_optimisation_tightens_plain_back_substitution():

@@ -19,6 +19,12 @@ from .interval import affine_interval, widen
 from .symbolic import relu_relaxation
 
 
+# Leave neurons inactive in every box out of back-substitution (and, in ReLU branching, neurons
+# inactive at the root out of the optimised bound). Only for ablations (benchmarks/branch_vs_milp.py):
+# the bounds of back-substitution are the same either way; it is faster.
+LEAVE_OUT_INACTIVE = True
+
+
 def _one_box(lo: np.ndarray) -> bool:
     """Whether every row of ``lo`` is the same box (a broadcast view, as in ReLU branching)."""
     return lo.shape[0] == 1 or lo.strides[0] == 0
@@ -53,7 +59,8 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     B = lo.shape[0]
     # a neuron inactive in every box (upper bound <= 0) has relaxation 0: its column of the
     # coefficients is exactly 0, so the walk carries only the other columns of each layer
-    keep = [np.flatnonzero(np.any(uppers[j] > 0, axis=0)) if network.layers[j].activation == "relu"
+    keep = [np.flatnonzero(np.any(uppers[j] > 0, axis=0))
+            if LEAVE_OUT_INACTIVE and network.layers[j].activation == "relu"
             else np.arange(uppers[j].shape[-1]) for j in range(k)]
     W = np.broadcast_to(weight, (B,) + weight.shape[-2:]) if weight.ndim == 2 else weight
     m = W.shape[1]

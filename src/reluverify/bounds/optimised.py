@@ -18,6 +18,7 @@ import numpy as np
 from ..domain import Box
 from ..network import Network
 from .base import Bounds
+from . import batch as batch_module
 from .batch import batch_bounds
 from .interval import widen
 from .symbolic import SymbolicBounds, relu_relaxation
@@ -152,7 +153,9 @@ class OptimisedBounds:
             if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                 break
             idx = np.flatnonzero((L[k][0] < 0) & (U[k][0] > 0))
-            keep = [np.flatnonzero(u[0] > 0) for u in U[:k]]  # inactive neurons left out
+            keep = None
+            if batch_module.LEAVE_OUT_INACTIVE:  # inactive neurons left out
+                keep = [np.flatnonzero(u[0] > 0) for u in U[:k]]
             for start in range(0, idx.size, ROOT_CHUNK):
                 sel = idx[start:start + ROOT_CHUNK]
                 n = sel.size

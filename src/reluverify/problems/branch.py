@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..bounds import batch as batch_module
 from ..bounds.batch import batch_bounds, batch_linear_bounds
 from ..bounds.optimised import optimised_bound
 from ..bounds.symbolic import relu_relaxation
@@ -221,7 +222,8 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
     if any(not (np.array_equal(r.lower, box[0]) and np.array_equal(r.upper, box[1])) for r in regions):
         raise ValueError("relu_branch_and_bound: the regions must share one input box")
     dom = _Domains(network, regions, opt_steps, candidates)
-    dom.keep = [np.flatnonzero(np.asarray(u) > 0) for u in uppers[:-1]]
+    if batch_module.LEAVE_OUT_INACTIVE:
+        dom.keep = [np.flatnonzero(np.asarray(u) > 0) for u in uppers[:-1]]
     R = len(regions)
     n_bounded = 0
     stack = ArrayStack()
