@@ -30,7 +30,8 @@ ROOT_CHUNK = 256  # neuron bounds optimised together (memory: chunk x layer widt
 
 
 def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi: np.ndarray,
-                    a_x: np.ndarray, a_y: np.ndarray, steps: int = OPT_STEPS, keep: list | None = None) -> tuple:
+                    a_x: np.ndarray, a_y: np.ndarray, steps: int = OPT_STEPS, keep: list | None = None,
+                    start: tuple | None = None) -> tuple:
     """Lower bounds of ``a_x[b] @ x + a_y[b] @ y`` over each domain ``b`` (inputs in the box,
     pre-activations inside ``lowers``/``uppers``), with optimised relaxations.
 
@@ -47,13 +48,20 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     duality, as in alpha/beta-CROWN, Wang et al. 2021). The gradient of the bound with respect to
     both is the value of ``z`` at the minimising box corner pushed forward through the same
     relaxations, so ascent costs one backward and one forward pass per step. Returns
-    ``(lb (B,), corner (B, n))``: the best bound seen (widened for rounding) and the corner.
+    ``(lb (B,), corner (B, n), params)``: the best bound seen (widened for rounding), its corner,
+    and the final ``(alphas, betas)`` (per hidden layer, (B, len(keep[j])) arrays).
+
+    ``keep`` (per hidden layer, neuron indices) restricts the walk to those neurons; the others
+    must be inactive (upper bound <= 0) in every domain. ``start=(alphas, betas)`` (as returned,
+    e.g. for the parent of a split domain) replaces CROWN's slopes and zero multipliers as the
+    starting point where they apply: slopes of neurons unstable here, multipliers of neurons
+    stable here (projected into their ranges, so any start is sound).
     """
     L = len(layers)
     B = lo.shape[0]
     H = L - 1  # hidden layers 0..H-1
     if any(layer.activation != "relu" for layer in layers[:H]):  # only ReLU hidden layers are relaxed here
-        return np.full(B, -np.inf), 0.5 * (lo + hi)
+        return np.full(B, -np.inf), 0.5 * (lo + hi), None
     # only the neurons in ``keep`` are walked (the others must have upper bound <= 0 in every
     # domain: they output 0 under any relaxation, and lose only their multipliers)
     if keep is None:
@@ -77,6 +85,10 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
         b_up.append(offset)
         alpha.append(np.broadcast_to(a_low, (B, a_low.shape[-1])).copy())
     beta = [np.zeros((B, keep[j].size)) for j in range(H)]
+    if start is not None:  # warm start (e.g. from the parent domain's parameters)
+        for j in range(H):
+            alpha[j] = np.where(unstable[j], np.clip(start[0][j], 0.0, 1.0), alpha[j])
+            beta[j] = np.where(sign[j] != 0, np.maximum(start[1][j], 0.0), 0.0)
     # multipliers are in units of "objective per unit of z": scale their steps by the objective's
     # coefficient magnitude so one step size fits every network
     scale = np.abs(a_y @ w_out).max(axis=1, keepdims=True) + 1e-12
@@ -123,7 +135,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
                 mh = m[j] / (1 - 0.9 ** (t + 1))
                 vh = v[j] / (1 - 0.999 ** (t + 1))
                 par[j] = np.clip(par[j] + lr * mh / (np.sqrt(vh) + 1e-12), lo_b, hi_b)
-    return best, best_x
+    return best, best_x, (alpha, beta)
 
 
 class OptimisedBounds:
@@ -162,7 +174,7 @@ class OptimisedBounds:
                 a_y = np.zeros((2 * n, layers[k].weight.shape[0]))
                 a_y[np.arange(n), sel] = 1.0  # lower bounds of z
                 a_y[n + np.arange(n), sel] = -1.0  # upper bounds: - min(-z)
-                lb, _ = optimised_bound(layers[:k + 1], L[:k], U[:k], np.repeat(lo, 2 * n, 0),
+                lb, _, _ = optimised_bound(layers[:k + 1], L[:k], U[:k], np.repeat(lo, 2 * n, 0),
                                         np.repeat(hi, 2 * n, 0), np.zeros((2 * n, lo.shape[1])), a_y,
                                         self.steps, keep=keep)
                 L[k][0, sel] = np.maximum(L[k][0, sel], lb[:n])

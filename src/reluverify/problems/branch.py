@@ -16,7 +16,9 @@ plain back-substitution, which ignores the phase constraints; the rows' bound is
 (:func:`reluverify.bounds.optimised.optimised_bound`: slopes, and Lagrange multipliers that put
 the split neurons' sign constraints back, as in beta-CROWN), every parameter value being sound.
 Neurons inactive at the root are left out of that bound (they output 0 in every domain; their
-multipliers only slowed the ascent: on mnist_fc fewer domains were needed without them).
+multipliers only slowed the ascent: on mnist_fc fewer domains were needed without them). Split
+children start that ascent from their parent's final slopes and multipliers (as alpha/beta-CROWN
+does), so the steps add up along a branch (one tree per region; a shared tree starts cold).
 The procedure is incomplete: a domain whose neurons are all stable but not ruled out is left to
 the MILP stage (its regions are reported undecided).
 
@@ -53,6 +55,7 @@ from .common import ArrayStack, Clock
 OPT_STEPS = 20  # gradient steps on the slopes and multipliers per bounded domain
 BRANCH_CANDIDATES = 1  # neurons looked ahead per split (1: the best score, no look-ahead)
 LOOK_AHEAD_STEPS = 5
+WARM_START = True  # split domains start their optimised bound from the parent's parameters
 BRANCH_BATCH = 32  # domains split per step (2x as many children are bounded together)
 MAX_DOMAINS = 100_000  # open domains kept at most (memory: about 2 x 8 bytes per neuron each)
 
@@ -115,11 +118,12 @@ class _Domains:
         self.lo, self.hi = regions[0].lower, regions[0].upper
         self.keep = None  # per hidden layer, the neurons not inactive at the root (set by the search)
 
-    def evaluate(self, lowers: list, uppers: list, live: np.ndarray) -> tuple:
+    def evaluate(self, lowers: list, uppers: list, live: np.ndarray, params: tuple | None = None) -> tuple:
         """Bound the live regions of each domain: returns the regions still live (B, R), each live
         pair's best excess (B, R; the largest row excess, > 0 rules the region out), the corner
-        candidates of the live pairs ``(d, r, x)`` and each domain's split choice
-        ``(layer, neuron, score)``."""
+        candidates of the live pairs ``(d, r, x)``, each domain's split choice
+        ``(layer, neuron, score)`` and, with one region, the optimised bound's final parameters
+        per domain (``params`` in, from the parents, is their warm start; None otherwise)."""
         R = len(self.regions)
         B = lowers[0].shape[0]
         lo = np.broadcast_to(self.lo, (B, self.lo.size))
@@ -136,10 +140,19 @@ class _Domains:
         d, r = np.nonzero(live)
         row = best[d, r]
         corners = np.where(A[d, row] > 0, lo[d], hi[d])
+        out = None
         if self.optimise and d.size:  # optimised slopes and multipliers for that row
-            lb_o, corners = optimised_bound(self.network.layers, [l[d] for l in lowers], [u[d] for u in uppers],
-                                            lo[d], hi[d], self.a_x[row], self.a_y[row], self.opt_steps,
-                                            keep=self.keep)
+            warm = None
+            if params is not None and R == 1:
+                warm = tuple([p[d] for p in group] for group in params)
+            lb_o, corners, fit = optimised_bound(self.network.layers, [l[d] for l in lowers],
+                                                 [u[d] for u in uppers], lo[d], hi[d], self.a_x[row],
+                                                 self.a_y[row], self.opt_steps, keep=self.keep, start=warm)
+            if R == 1 and fit is not None and WARM_START:
+                out = tuple([np.zeros((B, k.size)) for k in self.keep] for _ in range(2))
+                for group, new in zip(out, fit):
+                    for p, q in zip(group, new):
+                        p[d] = q
             reg_ex[d, r] = np.maximum(reg_ex[d, r], lb_o - self.b[row])
             keep = ~(reg_ex[d, r] > 0)
             live[d[~keep], r[~keep]] = False
@@ -156,7 +169,7 @@ class _Domains:
             pick = np.argmax(flat, axis=1)
         layer = np.searchsorted(offsets, pick, side="right") - 1
         neuron = pick - offsets[layer]
-        return live, reg_ex, (d, r, corners), layer, neuron, flat[np.arange(B), pick]
+        return live, reg_ex, (d, r, corners), layer, neuron, flat[np.arange(B), pick], out
 
     def _look_ahead(self, lowers, uppers, flat, offsets, rows_b, lo, hi) -> np.ndarray:
         """Among each domain's ``candidates`` best-scored neurons, the one whose two halves'
@@ -175,8 +188,8 @@ class _Domains:
             for half in (0, 1):
                 _clamp(lo_c, hi_c, (2 * c + half) * B + np.arange(B), layer[:, c], neuron[:, c], half == 0)
         row = rows_b[rep]
-        lb, _ = optimised_bound(self.network.layers, lo_c, hi_c, lo[rep], hi[rep], self.a_x[row],
-                                self.a_y[row], LOOK_AHEAD_STEPS)
+        lb, _, _ = optimised_bound(self.network.layers, lo_c, hi_c, lo[rep], hi[rep], self.a_x[row],
+                                   self.a_y[row], LOOK_AHEAD_STEPS, keep=self.keep)
         gap = np.minimum(lb - self.b[row], 0.0).reshape(k, 2, B).sum(axis=1)  # (k, B)
         valid = flat[np.arange(B)[None, :], cand.T] > 0
         best = np.argmax(np.where(valid, gap, -np.inf), axis=0)
@@ -222,13 +235,14 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
     if any(not (np.array_equal(r.lower, box[0]) and np.array_equal(r.upper, box[1])) for r in regions):
         raise ValueError("relu_branch_and_bound: the regions must share one input box")
     dom = _Domains(network, regions, opt_steps, candidates)
-    if batch_module.LEAVE_OUT_INACTIVE:
-        dom.keep = [np.flatnonzero(np.asarray(u) > 0) for u in uppers[:-1]]
+    dom.keep = [np.flatnonzero(np.asarray(u) > 0) if batch_module.LEAVE_OUT_INACTIVE else np.arange(np.size(u))
+                for u in uppers[:-1]]
     R = len(regions)
     n_bounded = 0
     stack = ArrayStack()
     stuck = np.zeros(R, dtype=bool)  # regions left open on a leaf with no unstable neuron
     proved = 0.0
+    n_params = 0  # arrays of optimised-bound parameters per stacked domain (warm starts)
 
     def finish(status, chk=None, live=None):
         stats["branch_domains"] = stats.get("branch_domains", 0) + n_bounded
@@ -244,10 +258,10 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
                 open_ |= np.any(live, axis=0)
         return status, chk, [int(i) for i in np.flatnonzero(open_)]
 
-    def triage(L, U, live, depth) -> tuple | None:
+    def triage(L, U, live, depth, params) -> tuple | None:
         """Drop the domains ruled out, try their corners, push the rest; a status ends the search."""
-        nonlocal proved
-        live, reg_ex, (d, r, x), layer, neuron, score = dom.evaluate(L, U, live)
+        nonlocal proved, n_params
+        live, reg_ex, (d, r, x), layer, neuron, score, params = dom.evaluate(L, U, live, params)
         open_ = np.any(live, axis=1)
         proved += float(np.sum(0.5 ** depth[~open_]))
         if not np.any(open_):
@@ -266,14 +280,16 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
         if np.any(flat):
             stuck[:] |= np.any(live[flat], axis=0)
             open_ &= ~flat
-        stack.push(*[l[open_] for l in L], *[u[open_] for u in U], layer[open_], neuron[open_], live[open_],
-                   depth[open_])
+        flat_params = [] if params is None else [p[open_] for group in params for p in group]
+        n_params = len(flat_params)
+        stack.push(*[l[open_] for l in L], *[u[open_] for u in U], *flat_params, layer[open_], neuron[open_],
+                   live[open_], depth[open_])
         return None
 
     L = [np.asarray(l, dtype=np.float64)[None, :] for l in lowers]
     U = [np.asarray(u, dtype=np.float64)[None, :] for u in uppers]
     n_bounded += 1
-    end = triage(L, U, np.ones((1, R), dtype=bool), np.zeros(1))
+    end = triage(L, U, np.ones((1, R), dtype=bool), np.zeros(1), None)
     if end is not None:
         return finish(*end)
     n = len(L)
@@ -284,10 +300,15 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
             return finish("unknown")
         parts = stack.pop(batch)
         L, U = list(parts[:n]), list(parts[n:2 * n])
-        layer, neuron, live, depth = parts[2 * n:]
+        flat_params = [np.concatenate([p, p]) for p in parts[2 * n:2 * n + n_params]]
+        layer, neuron, live, depth = parts[2 * n + n_params:]
+        params = None
+        if flat_params:  # children start from their parent's slopes and multipliers
+            h = len(flat_params) // 2
+            params = (flat_params[:h], flat_params[h:])
         L, U = dom.children(L, U, layer, neuron)
         n_bounded += len(L[0])
-        end = triage(L, U, np.concatenate([live, live]), np.concatenate([depth, depth]) + 1)
+        end = triage(L, U, np.concatenate([live, live]), np.concatenate([depth, depth]) + 1, params)
         if end is not None:
             return finish(*end)
     return finish("unsat")
