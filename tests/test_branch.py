@@ -300,6 +300,10 @@ def test_one_tree_needs_one_box():
     with pytest.raises(ValueError, match="one input box"):
         relu_branch_and_bound(net, [a, b], [l[0] for l in L], [u[0] for u in U], lambda x, r: None,
                               Clock(5.0), {})
+    no_rows = Region(np.zeros(2), np.full(2, 2.0), np.zeros((0, 2)), np.zeros((0, 3)), np.zeros(0))
+    with pytest.raises(ValueError, match="without rows"):
+        relu_branch_and_bound(net, [b, no_rows], [l[0] for l in L], [u[0] for u in U], lambda x, r: None,
+                              Clock(5.0), {})
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -154,9 +154,9 @@ class _Domains:
                     for p, q in zip(group, new):
                         p[d] = q
             reg_ex[d, r] = np.maximum(reg_ex[d, r], lb_o - self.b[row])
-            keep = ~(reg_ex[d, r] > 0)
-            live[d[~keep], r[~keep]] = False
-            d, r, row, corners = d[keep], r[keep], row[keep], corners[keep]
+            still = ~(reg_ex[d, r] > 0)
+            live[d[~still], r[~still]] = False
+            d, r, row, corners = d[still], r[still], row[still], corners[still]
         # split for the hardest live region of each domain (its closest row)
         hardest = np.argmin(np.where(live, reg_ex, np.inf), axis=1)
         rows_b = best[np.arange(B), hardest]
@@ -231,6 +231,9 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
     regions = list(regions)
     if not regions:
         raise ValueError("relu_branch_and_bound: no regions")
+    if any(r.n_rows == 0 for r in regions):
+        raise ValueError("relu_branch_and_bound: a region without rows cannot be ruled out (its whole box "
+                         "is unsafe); check it for counterexamples instead")
     box = (regions[0].lower, regions[0].upper)
     if any(not (np.array_equal(r.lower, box[0]) and np.array_equal(r.upper, box[1])) for r in regions):
         raise ValueError("relu_branch_and_bound: the regions must share one input box")
