@@ -27,6 +27,16 @@ def _net(rng, sizes):
     return Network.from_arrays(weights, biases)
 
 
+def _small_case(seed):
+    """A random 2-hidden-layer network with 3 outputs and an input box, for the oracle tests."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(2, 5)), int(rng.integers(4, 9)), int(rng.integers(4, 9)), 3]
+    net = _net(rng, sizes)
+    lo = rng.uniform(-1, 0, sizes[0])
+    hi = lo + rng.uniform(0.2, 1.5, sizes[0])
+    return rng, sizes, net, lo, hi
+
+
 def _split_domain(rng, net, lo, hi, n_splits):
     """Root bounds, then ``n_splits`` random unstable neurons clamped to a phase and re-bounded."""
     L, U = batch_bounds(net, lo[None], hi[None])
@@ -225,11 +235,7 @@ def test_split_scores_only_name_unstable_neurons():
 @pytest.mark.parametrize("candidates", [1, 3])
 @pytest.mark.parametrize("seed", range(30))
 def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
-    rng = np.random.default_rng(500 + seed)
-    sizes = [int(rng.integers(2, 5)), int(rng.integers(4, 9)), int(rng.integers(4, 9)), 3]
-    net = _net(rng, sizes)
-    lo = rng.uniform(-1, 0, sizes[0])
-    hi = lo + rng.uniform(0.2, 1.5, sizes[0])
+    rng, sizes, net, lo, hi = _small_case(500 + seed)
     c = int(rng.integers(3))
     j = (c + 1 + int(rng.integers(2))) % 3
     a_y = np.zeros((1, 3))
@@ -261,11 +267,7 @@ def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_one_tree_for_regions_sharing_a_box_agrees_with_the_oracle(seed):
-    rng = np.random.default_rng(700 + seed)
-    sizes = [int(rng.integers(2, 5)), int(rng.integers(4, 9)), int(rng.integers(4, 9)), 3]
-    net = _net(rng, sizes)
-    lo = rng.uniform(-1, 0, sizes[0])
-    hi = lo + rng.uniform(0.2, 1.5, sizes[0])
+    rng, sizes, net, lo, hi = _small_case(700 + seed)
     c = int(rng.integers(3))
     regions = []
     for j in [k for k in range(3) if k != c]:  # unsafe: y_j >= y_c, one region per j

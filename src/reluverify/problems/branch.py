@@ -142,9 +142,7 @@ class _Domains:
         corners = np.where(A[d, row] > 0, lo[d], hi[d])
         out = None
         if self.optimise and d.size:  # optimised slopes and multipliers for that row
-            warm = None
-            if params is not None and R == 1:
-                warm = tuple([p[d] for p in group] for group in params)
+            warm = None if params is None else tuple([p[d] for p in group] for group in params)
             lb_o, corners, fit = optimised_bound(self.network.layers, [l[d] for l in lowers],
                                                  [u[d] for u in uppers], lo[d], hi[d], self.a_x[row],
                                                  self.a_y[row], self.opt_steps, keep=self.keep, start=warm)

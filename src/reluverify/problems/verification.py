@@ -47,7 +47,7 @@ from .common import ArrayStack, Clock
 
 LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
 # Share of the time left that ReLU branch and bound may use per region, divided by the regions
-# left (all regions using their whole budgets leave the MILP about 1/7 of the time with 9 regions).
+# left (all regions using their whole budgets leave the MILP about a fifth of the time with 9 regions).
 # Ad hoc (not a benchmark) on mnist_fc 256x4 prop_11_0.05 with 300 s, once branching bounded
 # domains 4x faster (inactive neurons left out): unsat by branching in 74 s, where the MILP had
 # needed 265 s after branching at 0.35 before. The benchmark tables say which value each row used.
