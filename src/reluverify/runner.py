@@ -9,6 +9,9 @@
   skips what is already there.
 * :func:`score` compares such a results file with a ``ground_truth.csv``: correct, incorrect and
   unsolved counts and the competition's score (+10 per correct verdict, -150 per wrong one).
+
+Both commands read a file by one rule, :func:`resolve_path`: ``NAME`` if it exists, else
+``NAME.gz`` (the VNN-COMP benchmark files are stored gzipped under the names instances.csv gives).
 """
 
 from __future__ import annotations
@@ -27,17 +30,27 @@ CORRECT_POINTS = 10
 INCORRECT_POINTS = -150
 
 
-def _resolve(path: str | os.PathLike, root: Path | None) -> Path:
-    """``path`` (relative to ``root``), or the same path with ``.gz`` appended when only that exists."""
+def resolve_path(path: str | os.PathLike, hint: str = "check the path") -> Path:
+    """``path`` if it exists, else ``path`` + ``.gz`` if that exists (the VNN-COMP benchmark
+    convention: ``instances.csv`` names ``onnx/X.onnx``, the file on disk is ``X.onnx.gz``).
+    Raises :class:`~reluverify.errors.ModelFileError` naming both when neither exists."""
     p = Path(path)
-    if root is not None and not p.is_absolute():
-        p = root / p
     if p.exists():
         return p
     gz = p.with_name(p.name + ".gz")
     if gz.exists():
         return gz
-    raise ModelFileError(f"{p} does not exist (nor {gz.name}); check the path or the --root folder")
+    raise ModelFileError(f"{p} does not exist (nor {gz}); {hint}")
+
+
+def _base(path: str | os.PathLike) -> str:
+    """The file name without the known suffixes ``.gz``, ``.onnx`` and ``.vnnlib`` (other dots,
+    as in ``prop_1_0.03.vnnlib``, are part of the name)."""
+    name = Path(path).name
+    for suffix in (".gz", ".onnx", ".vnnlib"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
 
 
 def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = "highs", out=None,
@@ -48,9 +61,11 @@ def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = "highs
     from .io.onnx import from_onnx, onnxruntime_forward
     from .io.vnnlib import read_vnnlib, write_result
     from .problems.verification import check_property
+    from .solve import require_solver
 
-    if not float(timeout) > 0:
-        raise InputError(f"timeout must be positive (seconds), got {timeout}")
+    _check_positive(timeout, "timeout (seconds)")
+    solver = require_solver(solver)
+    onnx_path, vnnlib_path = resolve_path(onnx_path), resolve_path(vnnlib_path)
     t0 = time.perf_counter()
     network = from_onnx(onnx_path)
     prop = read_vnnlib(vnnlib_path, n_inputs=network.n_inputs, n_outputs=network.n_outputs)
@@ -63,8 +78,28 @@ def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = "highs
     return result
 
 
+def _check_positive(value, what: str) -> float:
+    """``value`` as a float; :class:`~reluverify.errors.InputError` unless it is finite and > 0."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a positive number, got {value!r}") from None
+    if not 0 < value < float("inf"):
+        raise InputError(f"{what} must be a positive, finite number, got {value}")
+    return value
+
+
+def _existing_file(path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        state = "is a directory" if path.is_dir() else "does not exist"
+        raise InputError(f"{what} {path} {state}; check the path")
+    return path
+
+
 def read_instances(path) -> list:
     """Rows ``(onnx, vnnlib, timeout)`` of an ``instances.csv`` (no header)."""
+    path = _existing_file(path, "the instances file")
     rows = []
     with open(path, newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh), 1):
@@ -113,17 +148,39 @@ def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs
     An instance that raises is recorded with verdict ``error`` and its message; the run goes on.
     Returns all rows of ``results_csv`` (old and new).
     """
+    from .solve import require_solver
+
+    solver = require_solver(solver)
+    _check_positive(timeout_scale, "timeout_scale")
+    if limit is not None and limit < 0:
+        raise InputError(f"limit must be 0 or more instances, got {limit}")
+    if cex_dir is not None and Path(cex_dir).exists() and not Path(cex_dir).is_dir():
+        raise InputError(f"the counterexample folder {cex_dir} is a file; name a folder")
     instances_csv = Path(instances_csv)
+    instances = read_instances(instances_csv)
     root = instances_csv.parent if root is None else Path(root)
+    if not root.is_dir():
+        raise InputError(f"the root folder {root} of the instance paths is not a folder; check --root")
     results_csv = Path(results_csv)
+    if results_csv.is_dir():
+        raise InputError(f"the results file {results_csv} is a directory; name a CSV file")
+    if results_csv.exists() and results_csv.stat().st_size > 0:
+        with open(results_csv, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if header != RESULT_FIELDS:
+            raise InputError(f"{results_csv} exists and is not a results file of `reluverify run` "
+                             f"(its header is not {','.join(RESULT_FIELDS)}); name a new file")
     results_csv.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["onnx"], r["vnnlib"]) for r in read_results(results_csv)}
-    todo = [r for r in read_instances(instances_csv) if (r[0], r[1]) not in done
+    # counterexample file per instance row: NET-PROP.txt, with the row number when two rows share it
+    stems = [f"{_base(o)}-{_base(v)}" for o, v, _ in instances]
+    stems = [f"{s}-row{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
+    todo = [(r, stem) for r, stem in zip(instances, stems) if (r[0], r[1]) not in done
             and (select is None or select(r[0], r[1]))]
     if limit is not None:
         todo = todo[:limit]
     t_start = time.perf_counter()
-    for n, (onnx_rel, vnnlib_rel, timeout) in enumerate(todo, 1):
+    for n, ((onnx_rel, vnnlib_rel, timeout), stem) in enumerate(todo, 1):
         # another runner on the same results file may have done it meanwhile
         if n > 1 and (onnx_rel, vnnlib_rel) in {(r["onnx"], r["vnnlib"]) for r in read_results(results_csv)}:
             continue
@@ -132,7 +189,6 @@ def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs
         try:
             out = None
             if cex_dir is not None:
-                stem = f"{Path(onnx_rel).name.split('.')[0]}-{Path(vnnlib_rel).name.split('.')[0]}"
                 Path(cex_dir).mkdir(parents=True, exist_ok=True)
                 out = Path(cex_dir) / f"{stem}.txt"
             res = run_instance(_resolve(onnx_rel, root), _resolve(vnnlib_rel, root), timeout * timeout_scale,
@@ -153,11 +209,18 @@ def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs
     return read_results(results_csv)
 
 
+def _resolve(path: str, root: Path) -> Path:
+    """An instance path (relative ones are taken from ``root``), through :func:`resolve_path`."""
+    p = Path(path)
+    return resolve_path(p if p.is_absolute() else root / p,
+                        hint="check the path in the instances file or the --root folder")
+
+
 def _progress(n: int, total: int, row: dict, elapsed: float) -> None:
     width = 30
     filled = int(width * n / max(total, 1))
     bar = "#" * filled + "-" * (width - filled)
-    name = f"{Path(row['onnx']).name.split('.')[0]} {Path(row['vnnlib']).name.split('.')[0]}"
+    name = f"{_base(row['onnx'])} {_base(row['vnnlib'])}"
     sys.stderr.write(f"\r[{bar}] {n}/{total} {elapsed:7.1f} s  {name[:40]:40s} {row['verdict']:8s}")
     sys.stderr.flush()
 
@@ -184,19 +247,33 @@ class Score:
 
 
 def _key(onnx: str, vnnlib: str) -> tuple:
-    return (Path(onnx).name.split(".")[0], Path(vnnlib).name.split(".vnnlib")[0])
+    return (_base(onnx), _base(vnnlib))
+
+
+def read_ground_truth(path) -> dict:
+    """``{(network, property): "sat"/"unsat"}`` from a ``ground_truth.csv`` (columns ``onnx``,
+    ``vnnlib``, ``ground_truth``); :class:`~reluverify.errors.InputError` if it is missing or
+    lacks those columns."""
+    path = _existing_file(path, "the ground-truth file")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"onnx", "vnnlib", "ground_truth"} <= set(reader.fieldnames or ()):
+            raise InputError(f"{path}: needs the columns onnx, vnnlib, ground_truth")
+        return {_key(r["onnx"], r["vnnlib"]): (r["ground_truth"] or "").strip() for r in reader}
 
 
 def score(results_csv, ground_truth_csv) -> Score:
-    """Score a results file against ``ground_truth.csv`` (columns ``onnx``, ``vnnlib``,
-    ``ground_truth`` with values ``sat``/``unsat``)."""
-    truth = {}
-    with open(ground_truth_csv, newline="") as fh:
-        for r in csv.DictReader(fh):
-            if not {"onnx", "vnnlib", "ground_truth"} <= set(r):
-                raise InputError(f"{ground_truth_csv}: needs the columns onnx, vnnlib, ground_truth")
-            truth[_key(r["onnx"], r["vnnlib"])] = r["ground_truth"].strip()
-    results = {_key(r["onnx"], r["vnnlib"]): r for r in read_results(results_csv)}
+    """Score a results file written by :func:`run_instances` against ``ground_truth.csv``
+    (columns ``onnx``, ``vnnlib``, ``ground_truth`` with values ``sat``/``unsat``).
+    Raises :class:`~reluverify.errors.InputError` when either file is missing or the results
+    file has no rows in the results format."""
+    results_csv = _existing_file(results_csv, "the results file")
+    truth = read_ground_truth(ground_truth_csv)
+    rows_read = read_results(results_csv)
+    if not rows_read:
+        raise InputError(f"{results_csv} has no rows in the results format ({','.join(RESULT_FIELDS)}); "
+                         "pass the file written by `reluverify run --out`, then the ground truth")
+    results = {_key(r["onnx"], r["vnnlib"]): r for r in rows_read}
     correct = incorrect = unsolved = 0
     times: dict = {"sat": [], "unsat": []}
     rows = []
