@@ -31,6 +31,8 @@ from reluverify.check import class_gap, target_gap
 from reluverify.problems.adversarial import (
     MAX_TRUSTED_BIG_M, max_confidence, minimal_distortion, verify_robustness,
 )
+from reluverify.problems.prototype import class_prototype
+from reluverify.problems.universal import universal_perturbation
 from reluverify.results import Verdict
 from reluverify.solve import available_solvers
 from reluverify.tolerances import DEFAULT_MARGIN, VERIFY_SLACK
@@ -268,3 +270,129 @@ def test_untrusted_big_m_gives_unknown_not_robust():
     # a robust input of the same network far from the slab is still proven robust by bounds alone
     res = verify_robustness(net, np.array([0.1]), 0.05, attack=False, bound_method="interval")
     assert res.verdict == Verdict.ROBUST and not res.solves
+
+
+# --------------------------------------------------------------------------- the other questions
+# max_confidence, universal_perturbation and class_prototype claim "robust" (the target / a wrong
+# class can never win) by the same rule as verify_robustness: only from a MILP that asks for the win
+# up to VERIFY_SLACK. Their witnesses must win by DEFAULT_MARGIN in float64. On the crafted networks
+# the largest gap of class 1 over class 0 within radius ``r + offset`` is ``slope * offset``.
+# every case on HiGHS; CBC and Gurobi (slower to start) on the L-inf cases by default, on all with -m slow
+OTHER_CASES = [pytest.param(name, norm, solver, id=f"{name}-{norm}-{solver}",
+                            marks=([pytest.mark.slow] if solver != "highs" and norm == "l1" else [])
+                            + ([] if available_solvers()[solver] else [pytest.mark.skip(reason=f"{solver} not installed")]))
+               for name in sorted(CRAFTED) for norm in ("linf", "l1") for solver in ("highs", "cbc", "gurobi")]
+
+
+def check_against_the_exact_gap(res, offset, slope, where, gap_of_witness):
+    """The verdict rules at ``eps = r + offset``: robust never at or beyond ``r``; a witness only
+    where the exact gap reaches DEFAULT_MARGIN, and then with a float64 gap >= DEFAULT_MARGIN;
+    clear-cut radii (``r +- 1e-3``) decided."""
+    best_gap = slope * offset
+    if offset >= 0:
+        assert res.verdict != Verdict.ROBUST, where
+    if best_gap < DEFAULT_MARGIN:
+        assert res.verdict != Verdict.FOUND, where
+    if offset == 1e-3:
+        assert res.verdict == Verdict.FOUND, where
+    if offset == -1e-3:
+        assert res.verdict == Verdict.ROBUST, where
+    if res.verdict == Verdict.FOUND:
+        assert gap_of_witness(res) >= DEFAULT_MARGIN, where
+
+
+@pytest.mark.parametrize("name,norm,solver", OTHER_CASES)
+def test_max_confidence_at_the_exact_radius(name, norm, solver):
+    net, x0, radii, slopes = CRAFTED[name]
+    r, slope = radii[norm], slopes[norm]
+    for offset in OFFSETS:
+        res = max_confidence(net, x0, 1, budget=r + offset, budget_norm=norm, objective="margin", solver=solver,
+                             bound_method="interval")
+        where = f"{name} {norm} budget = r {offset:+g}: {res.summary()} ({res.message})"
+        check_against_the_exact_gap(res, offset, slope, where, lambda res: target_gap(net.forward(res.x_adv), 1))
+        if res.objective_bound is not None:  # a proven bound is never below the true maximum
+            assert res.objective_bound >= slope * offset - 1e-7, where
+        if res.verdict == Verdict.FOUND:
+            d = np.abs(res.x_adv - x0)
+            assert (d.max() if norm == "linf" else d.sum()) <= (r + offset) * (1 + 1e-12), where
+
+
+@pytest.mark.parametrize("name,norm,solver", OTHER_CASES)
+def test_universal_perturbation_at_the_exact_radius(name, norm, solver):
+    net, x0, radii, slopes = CRAFTED[name]
+    r, slope = radii[norm], slopes[norm]
+    for offset in OFFSETS:
+        size = {"eps": r + offset} if norm == "linf" else {"budget": r + offset}
+        res = universal_perturbation(net, [x0], [0], norm=norm, solver=solver, bound_method="interval", **size)
+        where = f"{name} {norm} size = r {offset:+g}: {res.summary()}"
+        check_against_the_exact_gap(res, offset, slope, where,
+                                    lambda res: class_gap(net.forward(x0 + res.delta), 0))
+        if offset >= 0 and res.upper_bound is not None:  # the image comes within VERIFY_SLACK
+            assert res.upper_bound >= 1, where
+    res = universal_perturbation(net, [x0], [0], norm=norm, mode="all", solver=solver, bound_method="interval")
+    assert res.verdict == Verdict.FOUND, res.summary()
+    assert res.distance_lower_bound is None or res.distance_lower_bound <= r + 1e-9, res.summary()
+    assert class_gap(net.forward(x0 + res.delta), 0) >= DEFAULT_MARGIN
+
+
+@pytest.mark.parametrize("name,norm,solver", OTHER_CASES)
+def test_class_prototype_at_the_exact_radius(name, norm, solver):
+    net, x0, radii, slopes = CRAFTED[name]
+    r, slope = radii[norm], slopes[norm]
+    for offset in OFFSETS:
+        res = class_prototype(net, 1, reference=x0, budget=r + offset, norm=norm, solver=solver,
+                              bound_method="interval")
+        where = f"{name} {norm} budget = r {offset:+g}: {res.summary()} ({res.message})"
+        check_against_the_exact_gap(res, offset, slope, where, lambda res: target_gap(net.forward(res.x_adv), 1))
+        if res.objective_bound is not None:
+            assert res.objective_bound >= slope * offset - 1e-7, where
+
+
+def test_max_confidence_needs_the_slack_rule_for_robust():
+    """Class 1 beats class 0 by 1e-5 (< DEFAULT_MARGIN) at the edge of an L-inf budget of 0.5: no
+    witness with the margin exists, but "class 1 cannot win" is false. verify_robustness finds the
+    point; max_confidence must not claim a proof (issue #13, item 1)."""
+    net = Network.from_arrays([np.eye(2), np.array([[0.0, 0.0], [1.0, 0.0]])],
+                              [np.zeros(2), np.array([0.0, -0.5 + 1e-5])])
+    x = np.zeros(2)
+    v = verify_robustness(net, x, 0.5, "linf", label=0)
+    assert v.verdict == Verdict.NOT_ROBUST and class_gap(net.forward(v.x_adv), 0) > 0
+    for solver in ("highs", "cbc", "gurobi"):
+        if not available_solvers()[solver]:
+            continue
+        for objective in ("logit", "margin"):
+            mc = max_confidence(net, x, target=1, budget=0.5, budget_norm="linf", objective=objective, solver=solver)
+            assert mc.verdict == Verdict.UNKNOWN and mc.x_adv is None, f"{solver} {objective}: {mc.summary()}"
+            if mc.objective_bound is not None:
+                assert mc.objective_bound >= (1e-5 if objective == "margin" else 1e-5) - 1e-9
+
+
+def test_ties_in_the_other_questions_are_neither_found_nor_robust():
+    """Two identical output rows: class 1 ties class 0 everywhere, never beats it."""
+    w = np.array([[1.0, -2.0], [1.0, -2.0]])
+    net = Network.from_arrays([w], [np.array([0.5, 0.5])])
+    up = universal_perturbation(net, [X0], [0], eps=0.3)
+    assert up.verdict == Verdict.UNKNOWN and up.n_fooled == 0, up.summary()
+    assert up.upper_bound is None or up.upper_bound >= 1
+    pr = class_prototype(net, 1)
+    assert pr.verdict == Verdict.UNKNOWN and pr.x_adv is None, pr.summary()
+    assert pr.objective_bound is None or pr.objective_bound >= -1e-9  # the margin reaches 0 everywhere
+
+
+@pytest.mark.parametrize("k,delta,m", [(10 ** 7.5, 1e-5, 0.7), (1e8, 1e-5, 0.625), (1e8, 1e-7, 0.7), (1e8, 1e-9, 0.7)])
+def test_untrusted_big_m_in_universal_and_prototype(k, delta, m):
+    """Thin slabs with big-M beyond MAX_TRUSTED_BIG_M: the solver's infeasibility and bounds are no
+    proofs there (HiGHS "proved" these robust, and gave the prototype's logit a bound below the true
+    maximum ``delta``; issue #13, item 2)."""
+    net = thin_slab(k, delta, m)
+    x0 = np.array([0.25])
+    assert class_gap(net.forward(np.array([m])), 0) > 0
+    for mode, size in (("max_fooled", {"eps": 0.5}), ("all", {})):
+        up = universal_perturbation(net, [x0], [0], mode=mode, attack=False, **size)
+        assert up.verdict != Verdict.ROBUST, up.summary()
+        if mode == "max_fooled":
+            assert up.upper_bound is None or up.upper_bound >= 1, up.summary()
+    for objective in ("margin", "logit"):
+        pr = class_prototype(net, 1, attack=False, objective=objective)
+        assert pr.verdict != Verdict.ROBUST, pr.summary()
+        assert pr.objective_bound is None or pr.objective_bound >= delta - 1e-12, pr.summary()

@@ -8,7 +8,48 @@ import numpy as np
 
 from .domain import Box
 from .network import Network
-from .tolerances import COUNTEREXAMPLE_TOLERANCE, INFERENCE_TOLERANCE
+from .results import SolveResult, Status
+from .tolerances import COUNTEREXAMPLE_TOLERANCE, INFERENCE_TOLERANCE, MAX_TRUSTED_BIG_M
+
+
+@dataclass(frozen=True)
+class SolverProof:
+    """What one solver run proves under reluverify's one trust rule (:func:`solver_proof`).
+
+    ``infeasible``: the MILP has no point (a proof). ``bound``: a proven dual bound on its
+    objective (in the objective's sense), or ``None``. ``note``: why the run proves nothing
+    although the solver claimed something (empty otherwise)."""
+
+    infeasible: bool
+    bound: float | None
+    note: str = ""
+
+
+def solver_proof(sres: SolveResult, big_m_value: float) -> SolverProof:
+    """The one rule that turns a solver status into a proof, used by every problem.
+
+    * ``infeasible`` only from :attr:`Status.INFEASIBLE` (never from a time limit, an error or an
+      "infeasible or unbounded"; the solver layer maps local statuses to no proof);
+    * a dual bound only from an optimal or time-limited run that reports a finite one;
+    * neither when the model's largest big-M constant (``big_m_value``, see
+      :func:`reluverify.bounds.base.big_m`) exceeds :data:`~reluverify.tolerances.MAX_TRUSTED_BIG_M`:
+      there solvers "proved" infeasible MILPs whose feasible set was a slab thinner than their
+      tolerances (tests/test_near_boundary.py).
+
+    What the MILP asks for is the caller's half of the rule: a claim that a class cannot win is
+    only made from a MILP that asks for the win up to ``VERIFY_SLACK`` (``out_j >= out_c - slack``).
+    """
+    claimed = sres.status == Status.INFEASIBLE or (
+        sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None)
+    if not big_m_value <= MAX_TRUSTED_BIG_M:
+        note = (f"the model's big-M constants reach {big_m_value:.3g} (> {MAX_TRUSTED_BIG_M:g}), beyond what the "
+                "solver's tolerances resolve: its infeasibility and bounds are not taken as proofs (rescale the "
+                "network's weights or inputs)") if claimed else ""
+        return SolverProof(False, None, note)
+    bound = None
+    if sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None and np.isfinite(sres.bound):
+        bound = float(sres.bound)
+    return SolverProof(sres.status == Status.INFEASIBLE, bound)
 
 
 def compare_outputs(network: Network, x, outputs, tol: float = INFERENCE_TOLERANCE) -> tuple:

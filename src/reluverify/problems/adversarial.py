@@ -21,14 +21,14 @@ import pyomo.environ as pyo
 
 from ..bounds import compute_bounds
 from ..bounds.base import big_m, logit_difference_upper
-from ..check import check_witness, class_gap, distances, target_gap
+from ..check import SolverProof, check_witness, class_gap, distances, solver_proof, target_gap
 from ..domain import Box, L1Box, Perturbation, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Layer, Network
 from ..results import AdversarialResult, SolveResult, Status, Verdict
 from ..solve import _check_name, solve, solver_options
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES
+from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES  # noqa: F401 (re-exported)
 from .attack import l1_attack, linf_attack, pgd_attack
 from .common import Clock, check_time, class_index, finite_nonnegative
 
@@ -201,11 +201,9 @@ class AdversarialModel:
             return f"{d['l0']} values changed, more than the limit {p.l0_limit}"
         return None
 
-    @property
-    def trusted(self) -> bool:
-        """Whether the solver's proofs (infeasible, dual bounds) on this model are taken as proofs:
-        its big-M constants stay below :data:`MAX_TRUSTED_BIG_M`."""
-        return big_m(self.bounds) <= MAX_TRUSTED_BIG_M
+    def proof(self, sres: SolveResult) -> SolverProof:
+        """What a solve of this model proves, by the one trust rule (:func:`reluverify.check.solver_proof`)."""
+        return solver_proof(sres, big_m(self.bounds))
 
     def solve(self, solver, time_limit, threads, mip_gap=None, emphasis=None) -> SolveResult:
         if time_limit is not None and time_limit <= 0.01:  # the clock ran out while building
@@ -361,19 +359,19 @@ def minimal_distortion(
             sres = adv.solve(solver, clock.left(), threads, mip_gap, emphasis="proof" if best_x is not None else None)
             res.solves.append(sres)
             if attempt == 0:  # the boundary MILP (less VERIFY_SLACK) gives the sound bound
-                if sres.status == Status.INFEASIBLE:
+                proof = adv.proof(sres)
+                if proof.infeasible:
                     lb_j = best_d if best_x is not None else math.inf
-                elif sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None:
-                    lb_j = max(0.0, sres.bound)
+                elif proof.bound is not None:
+                    lb_j = max(0.0, proof.bound)
                     if sres.objective is not None:
                         lb_j = min(lb_j, sres.objective)
                     if best_x is not None:
                         lb_j = min(lb_j, best_d)
-                else:
+                else:  # no proof from this MILP: certified from bounds alone, below
                     lb_j = 0.0
-                if not adv.trusted:  # no proof from this MILP: certified from bounds alone, below
-                    lb_j = 0.0
-                    notes.append(f"class {j}: big-M constants reach {big_m(adv.bounds):.3g}; MILP bound not trusted")
+                if proof.note:
+                    notes.append(f"class {j}: {proof.note}")
             if not sres.has_solution:
                 break
             cand = _repair(adv, net, adv.point(), c, t, margin, criterion)
@@ -577,6 +575,7 @@ def verify_robustness(
     adv = AdversarialModel(network, x0, pert, bound_method=bound_method)
     out = adv.net.outputs
     undecided = []
+    untrusted = ""
     for j in open_targets:
         if clock.expired():
             undecided.append(j)
@@ -595,8 +594,11 @@ def verify_robustness(
             res.solves.append(sres)
             if sres.status == Status.INFEASIBLE:
                 if step == 0:
-                    decided = True  # infeasible with the slack: a proof for class j
-                    break
+                    proof = adv.proof(sres)
+                    decided = proof.infeasible  # infeasible with the slack: a proof for class j
+                    untrusted = untrusted or proof.note
+                    if decided or proof.note:
+                        break
             elif not sres.has_solution:
                 break
             elif accept(adv.point(), f"MILP (class {j})"):
@@ -609,11 +611,8 @@ def verify_robustness(
     if undecided:
         res.verdict = Verdict.UNKNOWN
         res.message = f"not decided for classes {undecided} (time limit, solver error or near-boundary point)"
-    elif not adv.trusted:
-        res.verdict = Verdict.UNKNOWN
-        res.message = (f"the MILPs are infeasible, but the model's big-M constants reach {big_m(adv.bounds):.3g} "
-                       f"(> {MAX_TRUSTED_BIG_M:g}), beyond what the solver's tolerances resolve; not taken as a "
-                       "proof (rescale the network's weights or inputs)")
+        if untrusted:
+            res.message += f"; {untrusted}"
     else:
         res.verdict = Verdict.ROBUST
         res.message = f"solver proved every wrong class unreachable ({len(open_targets)} MILPs)"
@@ -698,7 +697,12 @@ def max_confidence(
     def extra(point):
         return adv.budget_problem(point) or prob_ok(point)
 
-    milp_margin = need
+    # The first MILP asks for the win only up to VERIFY_SLACK (and for the probability condition's
+    # gap, when given): its infeasibility is what "class t cannot win" needs (the rule of
+    # verify_robustness), and its dual bound holds for every point where t wins. Its optimum may
+    # win by less than ``margin``; later runs ask for a hair more than ``need``.
+    proof_level = (max(0.0, need) if min_probability is not None else 0.0) - VERIFY_SLACK
+    milp_margin = proof_level
     for attempt in range(WITNESS_RETRIES + 1):
         if clock.expired():  # building the model may use up a short time limit
             if attempt == 0:
@@ -708,17 +712,19 @@ def max_confidence(
         adv.set_goal(rows)
         sres = adv.solve(solver, clock.left(), threads, mip_gap)
         res.solves.append(sres)
-        trusted = adv.trusted
-        if sres.bound is not None and sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and attempt == 0 and trusted:
-            res.objective_bound = sres.bound if sres.objective is None else max(sres.bound, sres.objective)
-        if sres.status == Status.INFEASIBLE and attempt == 0 and not trusted:
+        if attempt == 0:
+            proof = adv.proof(sres)
+            if proof.bound is not None:
+                res.objective_bound = proof.bound if sres.objective is None else max(proof.bound, sres.objective)
+            if sres.status == Status.INFEASIBLE:
+                res.verdict = Verdict.ROBUST if proof.infeasible else Verdict.UNKNOWN
+                res.message = (f"no allowed change makes class {t} win (solver proof)" if proof.infeasible
+                               else f"infeasible, but {proof.note}")
+                break
+        elif sres.status == Status.INFEASIBLE:
             res.verdict = Verdict.UNKNOWN
-            res.message = (f"infeasible, but the model's big-M constants reach {big_m(adv.bounds):.3g} "
-                           f"(> {MAX_TRUSTED_BIG_M:g}); not taken as a proof (rescale the network)")
-            break
-        if sres.status == Status.INFEASIBLE and attempt == 0:
-            res.verdict = Verdict.ROBUST
-            res.message = f"no allowed change makes class {t} win (solver proof)"
+            res.message = (f"class {t} can come within {VERIFY_SLACK:g} of winning, but no allowed change makes it "
+                           f"win by {milp_margin:.3g} (solver): no checked point, no proof")
             break
         if not sres.has_solution:
             res.verdict = Verdict.UNKNOWN
@@ -735,10 +741,13 @@ def max_confidence(
             fill_witness(res, network, point, res.norm or "l1")
             res.objective = value_of(res.adv_logits)
             res.verdict = Verdict.FOUND
-            res.message = "optimal" if sres.status == Status.OPTIMAL else f"best found ({sres.status})"
+            res.message = ("optimal" if sres.status == Status.OPTIMAL and attempt == 0
+                           else f"best found ({sres.status}{'' if attempt == 0 else ', with a margin row'})")
             break
         res.verdict = Verdict.UNKNOWN
         res.message = f"witness rejected: {chk.reason}"
+        if not require_target_wins:
+            break  # nothing to tighten: the point failed a limit the MILP already has
         # an optimum on the margin row often misses it by rounding (1e-17): grow the margin from a
         # hair above ``need`` (1e-6, 1e-4, 1e-2), so the retry loses almost nothing of the objective
         milp_margin = need + 1e-6 * MARGIN_GROWTH ** (2 * attempt)

@@ -179,30 +179,48 @@ def class_prototype(
                 best, best_val, source = point, value_of(network.forward(point)), "gradient ascent"
 
     proven_never = False
-    for attempt in range(WITNESS_RETRIES + 1):
+    # attempt 0 gives the proven bound: no "cls wins" rows for the margin objective (the objective
+    # itself is the margin), rows with -VERIFY_SLACK for the logit objective. Later attempts ask for
+    # a win by a hair more than ``margin``; when the margin objective's run gave no bound (CBC on a
+    # MILP without binaries reports none), the first of them asks for the win up to VERIFY_SLACK
+    # instead, so that "cls never wins" can still be proven by the slack rule.
+    slack_rows = [adv.gap_expr(t, k, -VERIFY_SLACK) for k in others]
+    slack_run = objective == "logit"
+    retry = 0
+    for attempt in range(WITNESS_RETRIES + 2):
         if clock.expired():
             notes.append("time limit reached" + (" before the solver could run" if attempt == 0 else ""))
             break
-        # attempt 0 gives the proven bound: no "cls wins" rows for the margin objective (the
-        # objective itself is the margin), rows with -VERIFY_SLACK for the logit objective.
-        # Later attempts ask for a win by a hair more than ``margin``.
+        proof_run = attempt == 0 or not slack_run
         if attempt == 0:
-            adv.set_goal([] if objective == "margin" else [adv.gap_expr(t, k, -VERIFY_SLACK) for k in others])
-        else:
-            need = margin + 1e-6 * MARGIN_GROWTH ** (2 * (attempt - 1))
+            adv.set_goal([] if objective == "margin" else slack_rows)
+        elif not slack_run:
+            slack_run = True
+            adv.set_goal(slack_rows)
+        elif retry < WITNESS_RETRIES:
+            need = margin + 1e-6 * MARGIN_GROWTH ** (2 * retry)
+            retry += 1
             adv.set_goal([adv.gap_expr(t, k, need) for k in others])
+        else:
+            break
         sres = adv.solve(solver, clock.left(), threads, mip_gap)
         res.solves.append(sres)
-        if attempt == 0:
-            if sres.status == Status.INFEASIBLE:
+        if proof_run:
+            proof = adv.proof(sres)
+            if proof.note:
+                notes.append(proof.note)
+            if proof.infeasible:
                 proven_never = True
                 notes.append(f"no input in the domain makes class {t} win (solver proof)")
                 break
-            if sres.bound is not None and sres.status in (Status.OPTIMAL, Status.TIME_LIMIT):
-                res.objective_bound = sres.bound
-                if objective == "margin" and sres.bound < -VERIFY_SLACK:
+            if sres.status == Status.INFEASIBLE:
+                break  # an infeasibility that proves nothing: no point either
+            if proof.bound is not None and attempt == 0:
+                slack_run = True  # the bound settles what the slack run would
+                res.objective_bound = proof.bound
+                if objective == "margin" and proof.bound < -VERIFY_SLACK:
                     proven_never = True
-                    notes.append(f"class {t} never wins in the domain: its margin is at most {sres.bound:.6g} "
+                    notes.append(f"class {t} never wins in the domain: its margin is at most {proof.bound:.6g} "
                                  "(solver proof)")
                     break
         elif sres.status == Status.INFEASIBLE:

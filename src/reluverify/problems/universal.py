@@ -39,14 +39,14 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..bounds import compute_bounds
-from ..bounds.base import logit_difference_upper
-from ..check import class_gap, distances
+from ..bounds.base import big_m, logit_difference_upper
+from ..check import class_gap, distances, solver_proof
 from ..domain import Box, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Network
 from ..results import Status, Verdict
-from ..solve import _check_name, solve
+from ..solve import _check_name, solve, solver_options
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
@@ -208,6 +208,11 @@ class UniversalModel:
         self.s = {}
         self.f = None
         self.dist = None
+
+    @property
+    def big_m(self) -> float:
+        """The largest big-M constant of the model (over every image's network copy)."""
+        return max(big_m(b) for b in self.bounds)
 
     @property
     def decided_by_bounds(self) -> bool:
@@ -616,10 +621,16 @@ def universal_perturbation(
             um.set_margin(milp_margin)
             cutoff = None if best is None else (best["n"] + 1 if mode == "max_fooled" else best["distance"])
             um.set_cutoff(cutoff)
-            sres = solve(um.model, solver, time_limit=None if clock.left() is None else max(clock.left(), 0.05), threads=threads)
+            sres = solve(um.model, solver, time_limit=None if clock.left() is None else max(clock.left(), 0.05),
+                         threads=threads, options=solver_options(solver, um.big_m))
             res.solves.append(sres)
             if attempt == 0:
-                if sres.status == Status.INFEASIBLE:
+                proof = solver_proof(sres, um.big_m)
+                if proof.note:
+                    notes.append(proof.note)
+                if sres.status == Status.INFEASIBLE and not proof.infeasible:
+                    break  # an infeasibility that proves nothing, and no point either
+                if proof.infeasible:
                     if cutoff is None:
                         proven_robust = True
                     elif mode == "max_fooled":
@@ -627,15 +638,15 @@ def universal_perturbation(
                     else:
                         lower_dist = best["distance"]  # nothing smaller fools them all
                     break
-                if sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None:
+                if proof.bound is not None:
                     # with a cutoff the MILP bounds only the answers better than ours: the proven
                     # bound is the better of the two
                     if mode == "max_fooled":
-                        upper = min(n_open, max(0, int(math.floor(sres.bound + 1e-6))))
+                        upper = min(n_open, max(0, int(math.floor(proof.bound + 1e-6))))
                         if best is not None:
                             upper = max(upper, best["n"])
                     else:
-                        lower_dist = max(0.0, float(sres.bound))
+                        lower_dist = max(0.0, proof.bound)
                         if sres.objective is not None:
                             lower_dist = min(lower_dist, float(sres.objective))
                         if best is not None:
