@@ -87,3 +87,65 @@ def test_gurobi_licence_limit_is_a_clear_error():
     m.obj = pyo.Objective(expr=nb.outputs[0])
     with pytest.raises(LicenseLimitError, match=r"2101 variables .* use solver='highs'"):
         solve(m, "gurobi")
+
+
+# --------------------------------------------------------------------------- issue #13, items 3 and 8
+def test_local_infeasibility_is_not_a_proof():
+    """A local solver's "locally infeasible" proves nothing: never Status.INFEASIBLE."""
+    from pyomo.contrib.solver.common.results import TerminationCondition as TC
+
+    assert solve_module._map_contrib_status(TC.locallyInfeasible, False) not in (Status.INFEASIBLE,
+                                                                                 Status.INFEASIBLE_OR_UNBOUNDED)
+    assert solve_module._map_contrib_status(TC.provenInfeasible, False) == Status.INFEASIBLE
+
+
+def test_a_solver_whose_import_breaks_is_reported_broken_not_missing(tmp_path):
+    """An import that raises something other than ImportError: installed but broken, with the error."""
+    import subprocess
+    import sys
+
+    (tmp_path / "highspy.py").write_text("raise RuntimeError('libhighs.so: bad ELF header')\n")
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import importlib; s = importlib.import_module('reluverify.solve')\n"
+            "from reluverify import SolverNotAvailableError\n"
+            "assert not s.available_solvers()['highs']\n"
+            "try:\n    s.require_solver('highs')\nexcept SolverNotAvailableError as e:\n    print(e)\n") % str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "installed but cannot be used" in out.stdout and "bad ELF header" in out.stdout
+    assert "not installed" not in out.stdout
+    cli = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r); from reluverify.cli import main; "
+                          "sys.exit(main(['solvers']))" % str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert "broken" in cli.stdout and "bad ELF header" in cli.stdout, cli.stdout
+
+
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
+def test_solve_leaves_the_users_model_as_it_was(solver):
+    """Solve without an objective (feasibility), add your own, solve again: no leftover objective."""
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.y = pyo.Var(bounds=(0, 1), within=pyo.Binary)
+    m.c = pyo.Constraint(expr=m.x + m.y <= 1.5)
+    names = {c.name for c in m.component_objects()}
+    assert solve(m, solver).status == Status.OPTIMAL
+    assert {c.name for c in m.component_objects()} == names
+    m.obj = pyo.Objective(expr=m.x + m.y, sense=pyo.maximize)
+    res = solve(m, solver)
+    assert res.status == Status.OPTIMAL and abs(pyo.value(m.x) + pyo.value(m.y) - 1.5) < 1e-6
+
+
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
+def test_usage_errors_are_typed_not_statuses(solver):
+    from reluverify import ModelError
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.y = pyo.Var(bounds=(0, 1))
+    m.a = pyo.Objective(expr=m.x)
+    m.b = pyo.Objective(expr=m.y)
+    with pytest.raises(ModelError, match="2 active objectives .*deactivate"):
+        solve(m, solver)
+    m.b.deactivate()
+    m.nl = pyo.Constraint(expr=m.x * m.y <= 0.25)
+    with pytest.raises(ModelError, match="mixed-integer linear"):
+        solve(m, solver)

@@ -16,6 +16,7 @@ from .errors import (
     InputError,
     LicenseLimitError,
     MissingDependencyError,
+    ModelError,
     ModelFileError,
     NetworkError,
     ReluVerifyError,
@@ -59,7 +60,7 @@ def read_vnnlib(source, **kwargs) -> Property:
 __all__ = [
     "Property", "PropertyResult", "PropertyVerdict", "Region", "check_property", "from_onnx", "read_vnnlib",
     "Box", "Bounds", "DatasetError", "InferenceResult", "InputError", "Layer", "LicenseLimitError",
-    "MissingDependencyError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
+    "MissingDependencyError", "ModelError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",
     "UnsupportedLayerError", "add_network", "available_solvers", "build_inference_model",
     "compute_bounds", "from_keras", "infer", "interval_bounds", "solve",

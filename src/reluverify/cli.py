@@ -95,10 +95,12 @@ def demo(args) -> int:
 
 
 def solvers(args) -> int:
-    from .solve import INSTALL_HINTS, available_solvers
+    from .solve import INSTALL_HINTS, available_solvers, solver_problem
 
     for name, ok in available_solvers().items():
-        _say(f"{name:7s} {'available' if ok else 'missing   -> ' + INSTALL_HINTS[name]}")
+        problem = None if ok else solver_problem(name)
+        _say(f"{name:7s} " + ("available" if ok else f"broken    -> {problem}" if problem
+                              else f"missing   -> {INSTALL_HINTS[name]}"))
     return 0
 
 

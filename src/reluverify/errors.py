@@ -52,6 +52,11 @@ class LicenseLimitError(ReluVerifyError):
     """The model is larger than the solver's licence allows (Gurobi's size-limited pip licence)."""
 
 
+class ModelError(ReluVerifyError, ValueError):
+    """A Pyomo model handed to :func:`reluverify.solve` cannot be solved as given (several active
+    objectives, nonlinear terms): a usage error, raised before or instead of a solver status."""
+
+
 class SolveError(ReluVerifyError):
     """The solver failed in a way that leaves no usable answer (crash, unexpected status)."""
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 
-from .errors import LicenseLimitError, SolveError, SolverNotAvailableError, UnknownSolverError
+from .errors import LicenseLimitError, ModelError, SolveError, SolverNotAvailableError, UnknownSolverError
 from .results import SolveResult, Status
 from .tolerances import (
     CAREFUL_BIG_M, HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE, HIGHS_CONFIRM_PRESOLVE, HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE,
@@ -134,20 +134,35 @@ def _contrib(name: str):
     return SolverFactory._cls[name]()
 
 
+_SOLVER_MODULES = {"highs": "highspy", "gurobi": "gurobipy"}
+
+
+def _probe(solver: str) -> tuple:
+    """``(available, licence_limited, problem)`` for a solver name; ``problem`` says why an
+    installed solver cannot be used (its import fails with something other than ImportError, or
+    Pyomo finds it unusable, e.g. without a licence), ``None`` when it is usable or not installed."""
+    if solver == "cbc":
+        return cbc_executable() is not None, False, None
+    import importlib
+
+    try:
+        importlib.import_module(_SOLVER_MODULES[solver])
+    except ImportError:
+        return False, False, None  # not installed
+    except Exception as exc:  # installed, but broken: say so, with the error
+        return False, False, f"importing {_SOLVER_MODULES[solver]} fails: {type(exc).__name__}: {exc}"
+    try:
+        avail = _contrib("highs" if solver == "highs" else "gurobi_direct").available()
+    except Exception as exc:
+        return False, False, f"Pyomo's interface to it fails: {type(exc).__name__}: {exc}"
+    if not avail:
+        return False, False, f"Pyomo reports it unusable ({avail})"
+    return True, solver == "gurobi" and "Limited" in str(avail), None
+
+
 def _availability(solver: str):
     """``(available, licence_limited)`` for a solver name."""
-    if solver == "highs":
-        try:
-            return bool(_contrib("highs").available()), False
-        except Exception:
-            return False, False
-    if solver == "gurobi":
-        try:
-            avail = _contrib("gurobi_direct").available()
-        except Exception:
-            return False, False
-        return bool(avail), "Limited" in str(avail)
-    return cbc_executable() is not None, False
+    return _probe(solver)[:2]
 
 
 def available_solvers() -> dict:
@@ -155,11 +170,24 @@ def available_solvers() -> dict:
     return {name: _availability(name)[0] for name in SOLVERS}
 
 
+def solver_problem(solver: str) -> str | None:
+    """Why an installed solver cannot be used here, or ``None`` (usable, or not installed)."""
+    return _probe(_check_name(solver))[2]
+
+
+def _not_available(solver: str) -> SolverNotAvailableError:
+    problem = solver_problem(solver)
+    if problem:
+        return SolverNotAvailableError(f"solver {solver!r} is installed but cannot be used: {problem}; "
+                                       f"reinstall it ({INSTALL_HINTS[solver]}) or pick another solver")
+    return SolverNotAvailableError(f"solver {solver!r} is not installed; {INSTALL_HINTS[solver]}")
+
+
 def require_solver(solver: str) -> str:
     """Normalise and check a solver name; raise a typed error if it cannot be used."""
     solver = _check_name(solver)
     if not _availability(solver)[0]:
-        raise SolverNotAvailableError(f"solver {solver!r} is not installed or not usable here; {INSTALL_HINTS[solver]}")
+        raise _not_available(solver)
     return solver
 
 
@@ -188,8 +216,10 @@ def _map_contrib_status(tc, has_solution: bool) -> Status:
 
     if tc == TC.convergenceCriteriaSatisfied:
         return Status.OPTIMAL
-    if tc in (TC.provenInfeasible, TC.locallyInfeasible):
+    if tc == TC.provenInfeasible:
         return Status.INFEASIBLE
+    # TC.locallyInfeasible (a local solver found no point near where it looked) proves nothing:
+    # it falls through to ERROR, like every other status that is neither a proof nor a limit
     if tc == TC.unbounded:
         return Status.UNBOUNDED
     if tc == TC.infeasibleOrUnbounded:
@@ -354,7 +384,7 @@ def solve(
         raise SolveError(f"time_limit must be positive (seconds), got {time_limit}")
     available, limited = _availability(solver)
     if not available:
-        raise SolverNotAvailableError(f"solver {solver!r} is not installed or not usable here; {INSTALL_HINTS[solver]}")
+        raise _not_available(solver)
     size = model_size(model)
     if solver == "gurobi" and limited and (
         size["variables"] > GUROBI_LIMITED_MAX_VARIABLES or size["constraints"] > GUROBI_LIMITED_MAX_CONSTRAINTS
@@ -364,8 +394,22 @@ def solve(
         options = {**PROOF_EMPHASIS[solver], **(options or {})}
     elif emphasis is not None:
         raise SolveError(f"emphasis must be None or 'proof', got {emphasis!r}")
-    if not list(model.component_data_objects(pyo.Objective, active=True)):
-        model.add_component("_reluverify_feasibility_objective", pyo.Objective(expr=0.0))
+    objectives = list(model.component_data_objects(pyo.Objective, active=True, descend_into=True))
+    if len(objectives) > 1:
+        names = ", ".join(o.name for o in objectives[:5]) + (", ..." if len(objectives) > 5 else "")
+        raise ModelError(f"the model has {len(objectives)} active objectives ({names}); a solve needs at most one: "
+                         "deactivate the others (obj.deactivate()) or delete them")
+    # a model without an objective is a feasibility question: a zero objective for this solve
+    # only, so that the user's model is left as it was (they may add their own and solve again)
+    feasibility = None
+    if not objectives:
+        feasibility = "_reluverify_feasibility_objective"
+        while model.component(feasibility) is not None:
+            feasibility += "_"
+        model.add_component(feasibility, pyo.Objective(expr=0.0))
+    from pyomo.common.errors import InvalidExpressionError
+    from pyomo.contrib.solver.common.util import IncompatibleModelError
+
     t0 = time.perf_counter()
     try:
         if solver == "cbc":
@@ -375,11 +419,18 @@ def solve(
             status, has_sol, obj, bound, msg = _solve_contrib(model, name, time_limit, threads, mip_gap, tee, options)
     except (KeyboardInterrupt, LicenseLimitError):
         raise
+    except (IncompatibleModelError, InvalidExpressionError) as exc:  # the model, not the solver
+        raise ModelError(f"{solver} cannot solve this model: {exc}; reluverify's solvers take mixed-integer "
+                         "linear models only (linear objective and constraints, continuous and integer variables)"
+                         ) from exc
     except Exception as exc:  # a crashed or killed solver is an honest "error", never a verdict
         text = f"{type(exc).__name__}: {exc}"
         if solver == "gurobi" and ("size-limited" in text or "10010" in text):
             raise _licence_error(size) from exc
         return SolveResult(Status.ERROR, solver, time.perf_counter() - t0, message=text, size=size)
+    finally:
+        if feasibility is not None:
+            model.del_component(feasibility)
     wall = time.perf_counter() - t0
     return SolveResult(status, solver, wall, has_sol, _finite_or_none(obj), _finite_or_none(bound), msg, size)
 
