@@ -32,6 +32,7 @@ from .problems.verification import check_property
 from .results import InferenceResult, PropertyResult, PropertyVerdict, SolveResult, Status
 from .spec import Property, Region
 from .solve import SOLVERS, available_solvers, solve
+from .threads import blas_threads, set_blas_threads
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,6 @@ __all__ = [
     "Box", "Bounds", "DatasetError", "InferenceResult", "InputError", "Layer", "LicenseLimitError",
     "MissingDependencyError", "ModelError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",
-    "UnsupportedLayerError", "add_network", "available_solvers", "build_inference_model",
+    "UnsupportedLayerError", "add_network", "available_solvers", "blas_threads", "set_blas_threads", "build_inference_model",
     "compute_bounds", "from_keras", "infer", "interval_bounds", "solve",
 ]

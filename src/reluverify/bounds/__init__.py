@@ -15,6 +15,7 @@ from .interval import IntervalBounds, interval_bounds
 from .lp import LPBounds
 from .optimised import OptimisedBounds
 from .symbolic import SymbolicBounds
+from ..threads import limit_blas
 
 STRATEGIES = {"interval": IntervalBounds, "symbolic": SymbolicBounds, "lp": LPBounds, "optimised": OptimisedBounds}
 
@@ -33,6 +34,7 @@ def get_strategy(method) -> BoundStrategy:
     return method
 
 
+@limit_blas
 def compute_bounds(network: Network, domain: Box, method="interval") -> Bounds:
     """Bounds of every neuron of ``network`` over ``domain`` with the given strategy."""
     return get_strategy(method).compute(network, domain)

@@ -31,6 +31,7 @@ from ..solve import _check_name, solve, solver_options
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES  # noqa: F401 (re-exported)
 from .attack import l1_attack, linf_attack, pgd_attack
 from .common import Clock, check_time, class_index, finite_nonnegative
+from ..threads import limit_blas
 
 SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the largest logit
 
@@ -227,6 +228,7 @@ def fill_witness(res: AdversarialResult, network: Network, x_adv: np.ndarray, no
 
 
 # --------------------------------------------------------------------------- minimal distortion
+@limit_blas
 def minimal_distortion(
     network: Network,
     x,
@@ -480,6 +482,7 @@ def _repair(adv: AdversarialModel, net: Network, x: np.ndarray, c: int, t, margi
 
 
 # --------------------------------------------------------------------------- verification
+@limit_blas
 def verify_robustness(
     network: Network,
     x,
@@ -620,6 +623,7 @@ def verify_robustness(
 
 
 # --------------------------------------------------------------------------- maximal confidence
+@limit_blas
 def max_confidence(
     network: Network,
     x,

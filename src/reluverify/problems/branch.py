@@ -51,6 +51,7 @@ from ..bounds.symbolic import relu_relaxation
 from ..network import Network
 from ..spec import Region
 from .common import ArrayStack, Clock
+from ..threads import limit_blas
 
 OPT_STEPS = 20  # gradient steps on the slopes and multipliers per bounded domain
 BRANCH_CANDIDATES = 1  # neurons looked ahead per split (1: the best score, no look-ahead)
@@ -208,6 +209,7 @@ class _Domains:
                             unstable_only=True)
 
 
+@limit_blas
 def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list, checker,
                           deadline: Clock, stats: dict, *, batch: int = BRANCH_BATCH,
                           max_domains: int = MAX_DOMAINS, opt_steps: int = OPT_STEPS,

@@ -12,6 +12,7 @@ from ..formulation import add_network
 from ..network import Network
 from ..results import InferenceResult, Status
 from ..solve import solve
+from ..threads import limit_blas
 
 
 def build_inference_model(network: Network, x, domain: Box | None = None, bound_method="interval"):
@@ -40,6 +41,7 @@ def build_inference_model(network: Network, x, domain: Box | None = None, bound_
     return model, net
 
 
+@limit_blas
 def infer(
     network: Network,
     x,

@@ -29,6 +29,7 @@ from .adversarial import AdversarialModel, fill_witness
 from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
 from .universal import _project_l1
+from ..threads import limit_blas
 
 OBJECTIVES = ("margin", "logit")
 
@@ -87,6 +88,7 @@ def _ascent(network: Network, cls: int, x0: np.ndarray, box: Box, budget: float 
     return None if best is None else (best, best_val)
 
 
+@limit_blas
 def class_prototype(
     network: Network,
     cls: int,

@@ -50,6 +50,7 @@ from ..solve import _check_name, solve, solver_options
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
+from ..threads import limit_blas
 
 MODES = ("max_fooled", "all")
 # added to every big-M constant: a larger M only loosens the row, so this is always sound, and it
@@ -497,6 +498,7 @@ def _heuristic(chk: "_Checker", want_all: bool) -> dict | None:
 
 
 # --------------------------------------------------------------------------- the problem
+@limit_blas
 def universal_perturbation(
     network: Network,
     xs,

@@ -44,6 +44,7 @@ from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIF
 from .attack import backpropagate
 from .branch import relu_branch_and_bound
 from .common import ArrayStack, Clock
+from ..threads import limit_blas
 
 LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
 # Share of the time left that ReLU branch and bound may use per region, divided by the regions
@@ -351,6 +352,7 @@ def _milp(network: Network, bounds, region: Region, rhs_shift: float, solver: st
     return res, x
 
 
+@limit_blas
 def check_property(
     network: Network,
     prop: Property,
