@@ -8,6 +8,14 @@ from enum import Enum
 import numpy as np
 
 
+class ShortRepr:
+    """A one-line ``repr``: the result's :meth:`summary` (results hold arrays that would print
+    as hundreds of lines). The fields are all still there: ``res.x_adv``, ``res.solves`` ..."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.summary()}>"
+
+
 class Status(str, Enum):
     """Normalised solver status. Only ``OPTIMAL`` and ``INFEASIBLE`` are proofs."""
 
@@ -22,8 +30,8 @@ class Status(str, Enum):
         return self.value
 
 
-@dataclass
-class SolveResult:
+@dataclass(repr=False)
+class SolveResult(ShortRepr):
     """What one solver run gave. ``objective`` is the solver's own claim about its incumbent:
     problems never report it as an answer without recomputing it from the point (see check.py)."""
 
@@ -42,9 +50,20 @@ class SolveResult:
             return None
         return abs(self.objective - self.bound) / max(1e-10, abs(self.objective))
 
+    def summary(self) -> str:
+        parts = [f"{self.solver}: {self.status}"]
+        if self.objective is not None:
+            parts.append(f"objective {self.objective:.6g} (solver's claim)")
+        if self.bound is not None:
+            parts.append(f"bound {self.bound:.6g}")
+        parts.append(f"{self.wall_time:.2f} s")
+        if self.size:
+            parts.append(f"{self.size.get('variables', '?')} variables, {self.size.get('binaries', '?')} binaries")
+        return ", ".join(parts)
 
-@dataclass
-class InferenceResult:
+
+@dataclass(repr=False)
+class InferenceResult(ShortRepr):
     """MILP inference of one input, next to the float64 forward pass."""
 
     status: Status
@@ -56,6 +75,12 @@ class InferenceResult:
     solve: SolveResult
     n_binaries: int
     bounds_summary: str
+
+    def summary(self) -> str:
+        err = "n/a" if self.max_abs_error is None else f"{self.max_abs_error:.2g}"
+        return (f"inference: {self.status}, class {self.predicted_class}, "
+                f"{'matches' if self.matches else 'does NOT match'} the forward pass (max error {err}), "
+                f"{self.n_binaries} binaries, {self.solve.wall_time:.2f} s")
 
 
 class Verdict(str, Enum):
@@ -75,8 +100,8 @@ class Verdict(str, Enum):
         return self.value
 
 
-@dataclass
-class AdversarialResult:
+@dataclass(repr=False)
+class AdversarialResult(ShortRepr):
     """The answer to an adversarial or verification problem.
 
     Every number about the witness (``distance``, ``distances``, ``objective``, ``adv_logits``)
@@ -150,8 +175,8 @@ class PropertyVerdict(str, Enum):
         return self.value
 
 
-@dataclass
-class PropertyResult:
+@dataclass(repr=False)
+class PropertyResult(ShortRepr):
     """What :func:`reluverify.check_property` concluded about one property.
 
     ``x``/``y`` hold the counterexample (``y`` recomputed by the float64 forward pass) when

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, ModelFileError, ReluVerifyError
+from .results import ShortRepr
 
 RESULT_FIELDS = ["onnx", "vnnlib", "timeout", "verdict", "time_s", "method", "message"]
 CORRECT_POINTS = 10
@@ -225,8 +226,8 @@ def _progress(n: int, total: int, row: dict, elapsed: float) -> None:
     sys.stderr.flush()
 
 
-@dataclass
-class Score:
+@dataclass(repr=False)
+class Score(ShortRepr):
     """Counts against the ground truth; ``score`` uses the competition's +10 / -150."""
 
     correct: int
@@ -236,6 +237,10 @@ class Score:
     score: int
     rows: list
     median_time: dict
+
+    def summary(self) -> str:
+        return (f"{self.correct} correct, {self.incorrect} incorrect, {self.unsolved} unsolved"
+                + (f", {self.missing} not run" if self.missing else "") + f", score {self.score}")
 
     def table(self) -> str:
         lines = ["| result | count |", "|---|---|", f"| correct | {self.correct} |",

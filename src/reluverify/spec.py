@@ -64,6 +64,10 @@ class Region:
     def n_rows(self) -> int:
         return int(self.b.size)
 
+    def __repr__(self) -> str:
+        width = float(np.max(self.upper - self.lower)) if self.n_inputs else 0.0
+        return f"<Region: box over {self.n_inputs} inputs (widest side {width:.4g}), {self.n_rows} row(s)>"
+
     @property
     def empty(self) -> bool:
         """True when the input box itself is empty (some lower bound above its upper bound)."""
@@ -115,6 +119,11 @@ class Property:
                     f"region sizes ({r.n_inputs} inputs, {r.a_y.shape[1]} outputs) do not match the "
                     f"property's ({self.n_inputs}, {self.n_outputs})")
         object.__setattr__(self, "regions", regions)
+
+    def __repr__(self) -> str:
+        rows = sorted({r.n_rows for r in self.regions})
+        return (f"<Property{' ' + self.name if self.name else ''}: {len(self.regions)} region(s) over "
+                f"{self.n_inputs} inputs and {self.n_outputs} outputs, {'/'.join(map(str, rows))} row(s) each>")
 
     def check_network(self, network) -> None:
         """Raise :class:`InputError` unless ``network`` has this property's input/output sizes."""

@@ -9,12 +9,13 @@ import numpy as np
 
 from ..domain import Box
 from ..network import Network
+from ..results import ShortRepr
 
 ACTIVE, INACTIVE, UNSTABLE = 1, -1, 0
 
 
-@dataclass
-class Bounds:
+@dataclass(repr=False)
+class Bounds(ShortRepr):
     """Per-neuron pre-activation bounds of a network over an input domain.
 
     ``lower[k]``/``upper[k]`` bound the pre-activation ``W_k h_{k-1} + b_k`` of layer ``k``

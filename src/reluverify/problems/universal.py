@@ -45,7 +45,7 @@ from ..domain import Box, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Network
-from ..results import Status, Verdict
+from ..results import ShortRepr, Status, Verdict
 from ..solve import _check_name, solve, solver_options
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .common import Clock, check_time, class_index, finite_nonnegative
@@ -60,8 +60,8 @@ _BIG_M_SLACK = 1e-6
 _REPAIR_SCALES = (0.0, 1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2)
 
 
-@dataclass
-class UniversalResult:
+@dataclass(repr=False)
+class UniversalResult(ShortRepr):
     """The answer to :func:`universal_perturbation`.
 
     ``delta``, ``fooled``, ``n_fooled``, ``adv_classes``, ``adv_logits`` and ``distance`` are
