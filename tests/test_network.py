@@ -89,3 +89,30 @@ def test_malformed_files(tmp_path):
     np.savez(tmp_path / "nan.npz", **data)
     with pytest.raises(ModelFileError, match="invalid network"):
         Network.load(tmp_path / "nan.npz")
+
+
+def test_one_input_shape_rule():
+    """An array with exactly n_inputs values is one input, whatever its shape, read in row-major
+    order; a (1, n) array stays a batch of one; anything else is a typed error (issue #13, item 11)."""
+    from reluverify import InputError
+    from reluverify.problems import verify_robustness
+
+    flat_net = Network.random([12, 5, 3], seed=0)  # input_shape (12,), like an imported 784-input Keras model
+    image_net = Network.random([12, 5, 3], seed=0, input_shape=(3, 4))  # like the seed network's (28, 28)
+    x = np.random.default_rng(1).random(12)
+    for net in (flat_net, image_net):
+        ref = net.forward(x)
+        for shape in ((12,), (3, 4), (4, 3), (12, 1), (2, 2, 3)):
+            got = net.forward(x.reshape(shape))
+            assert got.shape == ref.shape and np.array_equal(got, ref), shape
+        assert net.forward(x.reshape(1, 12)).shape == (1, 3)  # a batch of one stays a batch
+        assert net.forward(np.stack([x, x]).reshape(2, 3, 4)).shape == (2, 3)
+        assert net.as_point(x.reshape(1, 12)).shape == (12,)
+        for bad in (x[:11], np.zeros((5, 5))):
+            with pytest.raises(InputError, match="12 values"):
+                net.forward(bad)
+        with pytest.raises(InputError, match="batch of 2"):
+            net.as_point(np.stack([x, x]))
+        # the problems take the same shapes: a 3x4 "image" for a 12-input network
+        res = verify_robustness(net, x.reshape(3, 4), 0.01)
+        assert np.array_equal(res.x, x)

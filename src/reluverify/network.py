@@ -181,28 +181,53 @@ class Network:
         return f"Network(name={self.name!r}, sizes={'-'.join(map(str, self.sizes))}, activations=[{acts}])"
 
     # ----------------------------------------------------------------- evaluation
-    def as_input(self, x) -> np.ndarray:
-        """Validate one input or a batch and return it flattened, float64, shape (n_inputs,) or (batch, n_inputs)."""
+    def _as_array(self, x) -> np.ndarray:
         try:
-            arr = np.asarray(x, dtype=np.float64)
+            return np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError) as exc:  # strings, ragged lists, objects ...
             raise InputError(
                 f"the input to network {self.name!r} must be numbers (an array of {self.n_inputs} floats); "
                 f"converting it failed: {exc}"
             ) from None
-        n = self.n_inputs
-        if arr.shape == self.input_shape or arr.shape == (n,):
-            flat = arr.reshape(n)
-        elif arr.ndim >= 2 and (arr.shape[1:] == self.input_shape or arr.shape[1:] == (n,)):
-            flat = arr.reshape(arr.shape[0], n)
-        else:
-            raise InputError(
-                f"input of shape {arr.shape} does not fit network {self.name!r}, which takes "
-                f"{n} values (shape {self.input_shape}); pass one input of that shape or a batch "
-                f"of shape (batch, {n})"
-            )
+
+    def _finite(self, flat: np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(flat)):
             raise InputError("the input contains NaN or infinite values; clean it before evaluating")
+        return flat
+
+    def as_input(self, x) -> np.ndarray:
+        """Validate one input or a batch and return it flattened, float64, shape (n_inputs,) or (batch, n_inputs).
+
+        The one rule for shapes: an array with exactly ``n_inputs`` values is one input, whatever its
+        shape (a 28x28 image for a 784-input network, ``(784,)``, ``(784, 1)``); it is flattened in
+        row-major (C) order, the order of :attr:`input_shape` that the importers keep (Keras
+        ``Flatten`` and ONNX ``Flatten``/``Reshape`` use it too). A batch-of-one array whose trailing
+        shape is the input shape, ``(1, *input_shape)`` or ``(1, n_inputs)``, stays a batch of one.
+        Larger arrays are batches when their trailing dimensions hold ``n_inputs`` values each.
+        Anything else is an :class:`~reluverify.errors.InputError`."""
+        arr = self._as_array(x)
+        n = self.n_inputs
+        if arr.ndim >= 2 and arr.shape[0] == 1 and arr.shape[1:] in (self.input_shape, (n,)):
+            return self._finite(arr.reshape(1, n))  # a batch of one, as given
+        if arr.size == n and arr.ndim >= 1:
+            return self._finite(arr.reshape(n))
+        if arr.ndim >= 2 and arr.shape[0] > 0 and int(np.prod(arr.shape[1:])) == n:
+            return self._finite(arr.reshape(arr.shape[0], n))
+        raise InputError(
+            f"input of shape {arr.shape} does not fit network {self.name!r}, which takes "
+            f"{n} values (shape {self.input_shape}); pass one input of that shape (or any shape with "
+            f"{n} values, read in row-major order) or a batch of shape (batch, {n})"
+        )
+
+    def as_point(self, x) -> np.ndarray:
+        """One input, flattened to ``(n_inputs,)`` by the rule of :meth:`as_input` (a batch of one is
+        accepted too); a batch of several is an :class:`~reluverify.errors.InputError`."""
+        flat = self.as_input(x)
+        if flat.ndim == 2:
+            if flat.shape[0] != 1:
+                raise InputError(f"got a batch of {flat.shape[0]} inputs; pass one input (shape "
+                                 f"{self.input_shape}, or any shape with {self.n_inputs} values) at a time")
+            flat = flat[0]
         return flat
 
     def forward(self, x, return_all: bool = False):

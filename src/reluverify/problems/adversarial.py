@@ -37,9 +37,7 @@ SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the larges
 
 # --------------------------------------------------------------------------- input checks
 def _prepare(network: Network, x, label):
-    x0 = network.as_input(x)
-    if x0.ndim != 1:
-        raise InputError("pass one input, not a batch")
+    x0 = network.as_point(x)
     logits = network.forward(x0)
     if label is None:
         c = int(np.argmax(logits))

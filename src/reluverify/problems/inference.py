@@ -22,9 +22,7 @@ def build_inference_model(network: Network, x, domain: Box | None = None, bound_
     it is the point ``x`` itself, so every neuron is stable and the model is an LP; pass a wider box
     (e.g. ``Box.uniform(784)``) to exercise the full MILP with its binaries.
     """
-    x = network.as_input(x)
-    if x.ndim != 1:
-        raise ValueError("build_inference_model takes one input, not a batch")
+    x = network.as_point(x)
     if domain is None:
         domain = Box.point(x)
     domain.check_size(network.n_inputs)
@@ -60,7 +58,7 @@ def infer(
     """
     from ..solve import solver_options  # CBC builds that need their bound propagation off
 
-    x = network.as_input(x)
+    x = network.as_point(x)
     model, net = build_inference_model(network, x, domain, bound_method)
     extra = solver_options(solver)
     if extra:

@@ -139,9 +139,7 @@ def class_prototype(
     if reference is None:
         x0 = (valid.lower + valid.upper) / 2.0
     else:
-        x0 = network.as_input(reference)
-        if x0.ndim != 1:
-            raise InputError("pass one reference image, not a batch")
+        x0 = network.as_point(reference)
     pert = Perturbation(valid=valid, budget=budget, budget_norm=norm)
 
     clock = Clock(time_limit)
