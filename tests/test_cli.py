@@ -15,7 +15,9 @@ def test_demo_runs_and_matches(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "MATCH (tolerance 1e-6)" in proc.stdout
+    from reluverify.tolerances import INFERENCE_TOLERANCE
+
+    assert f"MATCH (tolerance {INFERENCE_TOLERANCE:g})" in proc.stdout
     assert "MISMATCH" not in proc.stdout
     png = out / "test-image-3.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

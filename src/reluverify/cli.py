@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from .tolerances import INFERENCE_TOLERANCE
+
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
@@ -66,7 +68,7 @@ def demo(args) -> int:
         _say(f"  {j:5d}   {res.reference[j]:12.6f}   {milp}")
     verdict = "MATCH" if res.matches else "MISMATCH"
     err = "n/a" if res.max_abs_error is None else f"{res.max_abs_error:.2e}"
-    _say(f"  largest difference: {err}  ->  {verdict} (tolerance 1e-6); MILP class: {res.predicted_class}")
+    _say(f"  largest difference: {err}  ->  {verdict} (tolerance {INFERENCE_TOLERANCE:g}); MILP class: {res.predicted_class}")
     _say()
     os.makedirs(args.out, exist_ok=True)
     png = save_image(os.path.join(args.out, f"test-image-{idx}.png"), x.reshape(data.image_shape))

@@ -223,7 +223,7 @@ class L1Box(Box):
         pts = super().sample(n, seed)
         d = pts - self.center
         l1 = np.abs(d).sum(axis=1)
-        scale = np.minimum(1.0, self.radius / np.maximum(l1, 1e-300))
+        scale = np.minimum(1.0, self.radius / np.maximum(l1, 1e-300))  # not a tolerance: keeps the division finite
         rng = np.random.default_rng(seed + 1)
         scale = scale * np.where(rng.random(n) < 0.5, 1.0, rng.random(n))
         return self.center + d * scale[:, None]

@@ -71,7 +71,7 @@ def adversarial_figure(path: str | os.PathLike, result, image_shape=(28, 28), ti
     x = np.asarray(result.x).reshape(image_shape)
     xa = np.asarray(result.x_adv).reshape(image_shape)
     d = xa - x
-    m = max(float(np.max(np.abs(d))), 1e-12)
+    m = max(float(np.max(np.abs(d))), 1e-12)  # not a tolerance: keeps the colour scale finite
     try:
         import matplotlib
 

@@ -48,7 +48,7 @@ class SolveResult(ShortRepr):
     def gap(self) -> float | None:
         if self.objective is None or self.bound is None:
             return None
-        return abs(self.objective - self.bound) / max(1e-10, abs(self.objective))
+        return abs(self.objective - self.bound) / max(1e-10, abs(self.objective))  # not a tolerance: keeps the division finite
 
     def summary(self) -> str:
         parts = [f"{self.solver}: {self.status}"]

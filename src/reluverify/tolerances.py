@@ -69,9 +69,40 @@ DEFAULT_MARGIN = 1e-4
 MARGIN_GROWTH = 10.0
 WITNESS_RETRIES = 3
 
-# Small outward tolerance when a witness's budget is compared with the allowed budget (the solver
-# may use up to its feasibility tolerance on each of 784 rows).
-BUDGET_CHECK_TOLERANCE = 1e-6
+# A witness's L1 budget is checked with this relative tolerance. Every witness is first scaled down
+# exactly onto its budget (AdversarialModel.fit_budget, the universal checker's fit) whatever the
+# solver left, so all that remains is the rounding of the float64 sum of |d_i|: below
+# n * 2**-53 relative (about 1e-13 for n = 784), far under 1e-12.
+BUDGET_CHECK_REL_TOLERANCE = 1e-12
+
+# A witness found with margin 0 (on the decision boundary) is pushed past it by scaling its change
+# by (1 + s) for the first s of these that gives the required margin in float64 (then bisected);
+# from a millionth of a relative step up to 1 %, beyond which the point is no longer the MILP's.
+REPAIR_SCALES = (1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2)
+
+# An answer is reported "optimal" when its value is within this relative gap (of max(1, |value|))
+# of the proven bound: the "gap <= 1e-4" of the targets in docs/ and the issues. Smaller gaps are
+# below what the solvers' own default relative MIP gap (1e-4) promises.
+OPTIMAL_REL_GAP = 1e-4
+
+# When a witness fails its float64 check, the next MILP asks for the win by this much more than
+# required (then MARGIN_GROWTH times more, see above): a hair, so that the retry loses almost
+# nothing of the objective, yet above the 1e-17-level rounding that made the optimum miss the row.
+RETRY_MARGIN_STEP = 1e-6
+
+# An MILP bound on a whole number (changed pixels, fooled images) is rounded up / down to the
+# next whole number after allowing this much for the solver's feasibility tolerance (a bound of
+# 2.9999999 proves at least 3 changed pixels, not 2).
+INTEGER_BOUND_TOLERANCE = 1e-6
+
+# Added to every big-M constant of the universal perturbation's "fooled" rows: a larger M only
+# loosens a row, so this is always sound, and it keeps the rows valid against the solver's own
+# feasibility tolerance.
+BIG_M_SLACK = 1e-6
+
+# LP bound tightening (bounds/lp.py) adds a neuron's bias to the LP's optimum in float64; the sum
+# is widened by this relative amount of the bias (its rounding error is below 2**-53 relative).
+LP_BIAS_REL_WIDENING = 1e-12
 
 # VNN-COMP accepts a counterexample when the ONNX model (onnxruntime, float32) run on it satisfies
 # the property within this absolute tolerance. We ask more of ourselves: the float64 forward pass

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..domain import Box, L1Box
 from ..network import Network
+from ..tolerances import LP_BIAS_REL_WIDENING
 from .base import Bounds
 from .interval import activation_range, widen
 from .symbolic import symbolic_layer
@@ -198,12 +199,12 @@ class LPBounds:
                     up = relax.optimise(relax.prev_cols, w, True)
                     n_lp += 1
                     if up is not None:
-                        zu[i] = min(zu[i], up + layer.bias[i] + abs(layer.bias[i]) * 1e-12)
+                        zu[i] = min(zu[i], up + layer.bias[i] + abs(layer.bias[i]) * LP_BIAS_REL_WIDENING)
                     if zu[i] > 0:
                         low = relax.optimise(relax.prev_cols, w, False)
                         n_lp += 1
                         if low is not None:
-                            zl[i] = max(zl[i], low + layer.bias[i] - abs(layer.bias[i]) * 1e-12)
+                            zl[i] = max(zl[i], low + layer.bias[i] - abs(layer.bias[i]) * LP_BIAS_REL_WIDENING)
                 zu = np.maximum(zu, zl)
             lowers.append(zl)
             uppers.append(zu)

@@ -91,7 +91,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
             beta[j] = np.where(sign[j] != 0, np.maximum(start[1][j], 0.0), 0.0)
     # multipliers are in units of "objective per unit of z": scale their steps by the objective's
     # coefficient magnitude so one step size fits every network
-    scale = np.abs(a_y @ w_out).max(axis=1, keepdims=True) + 1e-12
+    scale = np.abs(a_y @ w_out).max(axis=1, keepdims=True) + 1e-12  # not a tolerance: keeps the division finite
     m_a = [np.zeros_like(a) for a in alpha]
     v_a = [np.zeros_like(a) for a in alpha]
     m_b = [np.zeros_like(b) for b in beta]
@@ -134,7 +134,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
                 v[j] = 0.999 * v[j] + 0.001 * g * g
                 mh = m[j] / (1 - 0.9 ** (t + 1))
                 vh = v[j] / (1 - 0.999 ** (t + 1))
-                par[j] = np.clip(par[j] + lr * mh / (np.sqrt(vh) + 1e-12), lo_b, hi_b)
+                par[j] = np.clip(par[j] + lr * mh / (np.sqrt(vh) + 1e-12), lo_b, hi_b)  # not a tolerance: Adam's epsilon
     return best, best_x, (alpha, beta)
 
 

@@ -678,7 +678,7 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
             raise _unsupported(idx, node, "its running statistics outputs are used (training mode)")
         if pos != 0 or len(shape) < 2:
             raise _unsupported(idx, node, f"it normalises a tensor of shape {shape} (needs N x C x ...)")
-        eps = float(a.get("epsilon", 1e-5))
+        eps = float(a.get("epsilon", 1e-5))  # not a tolerance: the ONNX default
         gamma, beta, mean, var = (
             np.asarray(const_of(idx, node, k, w), dtype=np.float64).reshape(-1)
             for k, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var"))

@@ -28,7 +28,10 @@ from ..formulation import add_network, linear_expr
 from ..network import Layer, Network
 from ..results import AdversarialResult, SolveResult, Status, Verdict
 from ..solve import _check_name, solve, solver_options
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES  # noqa: F401 (re-exported)
+from ..tolerances import (  # noqa: F401 (MAX_TRUSTED_BIG_M re-exported)
+    BUDGET_CHECK_REL_TOLERANCE, DEFAULT_MARGIN, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, OPTIMAL_REL_GAP,
+    REPAIR_SCALES, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES,
+)
 from .attack import l1_attack, linf_attack, pgd_attack
 from .common import Clock, check_time, class_index, finite_nonnegative
 from ..threads import limit_blas
@@ -194,7 +197,7 @@ class AdversarialModel:
         """``None`` when ``x`` respects every limit of the perturbation, else what it breaks."""
         d = distances(x, self.x0)
         p = self.pert
-        if p.budget is not None and d[p.budget_norm] > p.budget * (1 + 1e-12):
+        if p.budget is not None and d[p.budget_norm] > p.budget * (1 + BUDGET_CHECK_REL_TOLERANCE):
             return f"{p.budget_norm} distance {d[p.budget_norm]:.9g} exceeds the budget {p.budget}"
         if p.l0_limit is not None and d["l0"] > p.l0_limit:
             return f"{d['l0']} values changed, more than the limit {p.l0_limit}"
@@ -383,7 +386,7 @@ def minimal_distortion(
                     best_x, best_d = cand, d
                 break
             notes.append(f"class {j}: witness rejected ({chk.reason}); re-solving with a larger margin")
-            milp_margin = max(margin, 1e-6) * (MARGIN_GROWTH ** attempt) if criterion == "margin" else milp_margin
+            milp_margin = max(margin, RETRY_MARGIN_STEP) * (MARGIN_GROWTH ** attempt) if criterion == "margin" else milp_margin
             if criterion != "margin" or clock.expired():
                 break
         lower.append(lb_j if lb_j is not None else 0.0)
@@ -399,7 +402,7 @@ def minimal_distortion(
                 lower[pos] = r
     lb = min(lower) if lower else (0.0 if best_x is None else best_d)
     if norm == "l0" and math.isfinite(lb):
-        lb = float(math.ceil(lb - 1e-6))
+        lb = float(math.ceil(lb - INTEGER_BOUND_TOLERANCE))
     res.lower_bound = lb
     res.bounds_summary = summaries[-1] if summaries else ""
     res.time_s = clock.elapsed()
@@ -408,7 +411,7 @@ def minimal_distortion(
         res.verdict = Verdict.FOUND
         res.checks = {"forward": True, "keras": None if keras_model is None else True}
         gap = res.distance - lb
-        res.message = ("optimal" if gap <= 1e-4 * max(1.0, res.distance) else f"best found; gap to the proven bound {gap:.3g}")
+        res.message = ("optimal" if gap <= OPTIMAL_REL_GAP * max(1.0, res.distance) else f"best found; gap to the proven bound {gap:.3g}")
     elif lower and all(v == math.inf for v in lower):
         res.verdict = Verdict.ROBUST
         res.message = "no allowed change of the input changes its class (solver proof)"
@@ -456,16 +459,16 @@ def _repair(adv: AdversarialModel, net: Network, x: np.ndarray, c: int, t, margi
     if criterion != "margin":
         return x
     gap_of = (lambda lg: class_gap(lg, c)) if t is None else (lambda lg: target_gap(lg, t))
-    if gap_of(net.forward(x)) >= max(margin, 1e-300):
+    if gap_of(net.forward(x)) >= max(margin, 1e-300):  # not a tolerance: a strictly positive gap
         return x
     d = x - adv.x0
-    need = max(margin, 1e-300)
+    need = max(margin, 1e-300)  # not a tolerance: a strictly positive gap
 
     def scaled(s):
         return adv.fit_budget(np.clip(adv.x0 + d * (1 + s), adv.box.lower, adv.box.upper))
 
     prev = 0.0
-    for s in (1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2):
+    for s in REPAIR_SCALES:
         if gap_of(net.forward(scaled(s))) >= need:
             lo, hi = prev, s  # bisect for the smallest scaling that still passes
             for _ in range(30):
@@ -752,7 +755,7 @@ def max_confidence(
             break  # nothing to tighten: the point failed a limit the MILP already has
         # an optimum on the margin row often misses it by rounding (1e-17): grow the margin from a
         # hair above ``need`` (1e-6, 1e-4, 1e-2), so the retry loses almost nothing of the objective
-        milp_margin = need + 1e-6 * MARGIN_GROWTH ** (2 * attempt)
+        milp_margin = need + RETRY_MARGIN_STEP * MARGIN_GROWTH ** (2 * attempt)
     if res.objective_bound is not None and res.objective is not None:
         res.objective_bound = max(res.objective_bound, res.objective)
     res.time_s = clock.elapsed()

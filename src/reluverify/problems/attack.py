@@ -10,6 +10,7 @@ import numpy as np
 
 from ..domain import Box
 from ..network import Network
+from ..tolerances import DEFAULT_MARGIN
 
 
 def backpropagate(network: Network, pre: list, g: np.ndarray) -> np.ndarray:
@@ -104,7 +105,7 @@ def shrink_to_boundary(network: Network, x0: np.ndarray, x: np.ndarray, c: int, 
 
 
 def l1_attack(network: Network, x0: np.ndarray, c: int, box: Box, *, target: int | None = None,
-              margin: float = 1e-4, max_changes: int | None = None) -> np.ndarray | None:
+              margin: float = DEFAULT_MARGIN, max_changes: int | None = None) -> np.ndarray | None:
     """A greedy sparse attack: repeatedly push the input value with the largest first-order gain
     to its bound until the class changes, then shrink the whole change back to the boundary.
     Returns a candidate point (still to be checked) or None. Gives an incumbent for L1/L0 problems."""
@@ -145,7 +146,7 @@ def l1_attack(network: Network, x0: np.ndarray, c: int, box: Box, *, target: int
 
 
 def linf_attack(network: Network, x0: np.ndarray, c: int, box: Box, *, target: int | None = None,
-                margin: float = 1e-4, iters: int = 12) -> np.ndarray | None:
+                margin: float = DEFAULT_MARGIN, iters: int = 12) -> np.ndarray | None:
     """Bisection on the L-inf radius with :func:`pgd_attack`; returns the smallest-radius success."""
     width = float(np.max(np.maximum(box.upper - x0, x0 - box.lower)))
     if width <= 0:

@@ -80,7 +80,7 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
         if relu:
             unstable = (lo < 0) & (hi > 0)
             offset = np.where(unstable, hi * -lo / np.where(unstable, hi - lo, 1.0), 0.0)
-            scores[j] = (np.abs(A) + 1e-12) * offset
+            scores[j] = (np.abs(A) + 1e-12) * offset  # not a tolerance: a tie-breaking score
         else:
             scores[j] = np.zeros_like(lo)
         if j == 0:

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..network import Network
 from ..results import AdversarialResult, Status, Verdict
 from ..solve import _check_name
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
+from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, OPTIMAL_REL_GAP, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES
 from .adversarial import AdversarialModel, fill_witness
 from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
@@ -198,7 +198,7 @@ def class_prototype(
             slack_run = True
             adv.set_goal(slack_rows)
         elif retry < WITNESS_RETRIES:
-            need = margin + 1e-6 * MARGIN_GROWTH ** (2 * retry)
+            need = margin + RETRY_MARGIN_STEP * MARGIN_GROWTH ** (2 * retry)
             retry += 1
             adv.set_goal([adv.gap_expr(t, k, need) for k in others])
         else:
@@ -256,7 +256,7 @@ def class_prototype(
                 notes.append(f"the solver's bound {res.objective_bound:.6g} is below a verified value; raised")
             res.objective_bound = max(res.objective_bound, res.objective)
             gap = res.objective_bound - res.objective
-            if gap > 1e-6 * max(1.0, abs(res.objective)):
+            if gap > OPTIMAL_REL_GAP * max(1.0, abs(res.objective)):
                 notes.append(f"gap to the proven bound {gap:.3g}")
     elif proven_never:
         res.verdict = Verdict.ROBUST

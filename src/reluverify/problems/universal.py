@@ -47,17 +47,17 @@ from ..formulation import add_network, linear_expr
 from ..network import Network
 from ..results import ShortRepr, Status, Verdict
 from ..solve import _check_name, solve, solver_options
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
+from ..tolerances import (
+    BIG_M_SLACK, BUDGET_CHECK_REL_TOLERANCE, DEFAULT_MARGIN, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, OPTIMAL_REL_GAP,
+    REPAIR_SCALES, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES,
+)
 from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
 from ..threads import limit_blas
 
 MODES = ("max_fooled", "all")
-# added to every big-M constant: a larger M only loosens the row, so this is always sound, and it
-# keeps the rows valid against the solver's own feasibility tolerance
-_BIG_M_SLACK = 1e-6
-# scalings tried to push a boundary solution just past the decision boundary
-_REPAIR_SCALES = (0.0, 1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2)
+# scalings tried to push a boundary solution just past the decision boundary (unscaled first)
+_REPAIR_SCALES = (0.0,) + REPAIR_SCALES
 
 
 @dataclass(repr=False)
@@ -285,7 +285,7 @@ class UniversalModel:
         for (k, j), s in self.s.items():
             c = int(self.labels[k])
             out = self.nets[k].outputs
-            M = max(0.0, milp_margin + logit_difference_upper(self.bounds[k], c, j)) + _BIG_M_SLACK
+            M = max(0.0, milp_margin + logit_difference_upper(self.bounds[k], c, j)) + BIG_M_SLACK
             # out_j - out_c + M s >= milp_margin - M ... written as one linear row
             rows[k, j] = linear_expr([1.0, -1.0, -M], [out[j], out[c], s], M) >= float(milp_margin)
         m.gap = pyo.Constraint(list(rows), rule=lambda b, k, j: rows[k, j])
@@ -331,7 +331,7 @@ class _Checker:
                 for _ in range(4):  # rounding of the scaling: shrink by a hair until it fits
                     if float(np.sum(np.abs(d))) <= self.budget:
                         break
-                    d = d * (1.0 - 1e-12)
+                    d = d * (1.0 - BUDGET_CHECK_REL_TOLERANCE)
         return d
 
     def allowed(self, d: np.ndarray) -> str | None:
@@ -342,7 +342,7 @@ class _Checker:
         dist = distances(d, np.zeros_like(d))
         if self.eps is not None and dist["linf"] > self.eps:
             return f"L-inf size {dist['linf']:.9g} exceeds eps {self.eps}"
-        if self.budget is not None and self.norm == "l1" and dist["l1"] > self.budget * (1 + 1e-12):
+        if self.budget is not None and self.norm == "l1" and dist["l1"] > self.budget * (1 + BUDGET_CHECK_REL_TOLERANCE):
             return f"L1 size {dist['l1']:.9g} exceeds the budget {self.budget}"
         return None
 
@@ -452,7 +452,7 @@ def _attack(chk: "_Checker", lo: np.ndarray, hi: np.ndarray, l1_radius: float | 
             push = (gap < keep).astype(float) * weights
             if not push.any():
                 break
-            norms = np.linalg.norm(G, axis=1) + 1e-12
+            norms = np.linalg.norm(G, axis=1) + 1e-12  # not a tolerance: keeps the division finite
             g = (push / norms) @ G
             frac = 1.0 - it / steps
             if l1_radius is None:
@@ -619,7 +619,7 @@ def universal_perturbation(
                 break
             # attempt 0: the proof MILP (a wrong class within VERIFY_SLACK of the label);
             # later attempts: a real margin, so that the float64 check passes
-            milp_margin = -VERIFY_SLACK if attempt == 0 else margin * MARGIN_GROWTH ** (attempt - 1) + 1e-6
+            milp_margin = -VERIFY_SLACK if attempt == 0 else margin * MARGIN_GROWTH ** (attempt - 1) + RETRY_MARGIN_STEP
             um.set_margin(milp_margin)
             cutoff = None if best is None else (best["n"] + 1 if mode == "max_fooled" else best["distance"])
             um.set_cutoff(cutoff)
@@ -644,7 +644,7 @@ def universal_perturbation(
                     # with a cutoff the MILP bounds only the answers better than ours: the proven
                     # bound is the better of the two
                     if mode == "max_fooled":
-                        upper = min(n_open, max(0, int(math.floor(proof.bound + 1e-6))))
+                        upper = min(n_open, max(0, int(math.floor(proof.bound + INTEGER_BOUND_TOLERANCE))))
                         if best is not None:
                             upper = max(upper, best["n"])
                     else:
@@ -677,7 +677,7 @@ def universal_perturbation(
                     # the proof MILP's optimum sits on the boundary; pushing it past by ``margin``
                     # (repair) can cost more than solving with the margin: then solve once more
                     if (attempt == 0 and lower_dist is not None
-                            and best["distance"] - lower_dist > 1e-4 * best["distance"] + 1e-12):
+                            and best["distance"] - lower_dist > OPTIMAL_REL_GAP * best["distance"] + 1e-12):  # not a tolerance: a zero distance
                         continue
                     break
                 notes.append("the MILP's perturbation does not fool every image in the float64 check; "
@@ -714,7 +714,7 @@ def universal_perturbation(
             head = f"one perturbation fools all {K} images, {norm} size {best['distance']:.6g}"
             if lower_dist is not None:
                 gap = best["distance"] - lower_dist
-                head += (" (optimal)" if gap <= 1e-4 * max(1.0, best["distance"])
+                head += (" (optimal)" if gap <= OPTIMAL_REL_GAP * max(1.0, best["distance"])
                          else f" (proven lower bound {lower_dist:.6g})")
         elif proven_robust:
             verdict = Verdict.ROBUST

@@ -234,7 +234,7 @@ def _split(network: Network, region: Region, checker: _Checker, deadline: Clock,
         else:
             score = np.abs(Ar) * width
         # an input that cannot be halved any further (float precision) is no candidate
-        score[width <= 1e-12 * np.maximum(1.0, np.abs(lo))] = -1.0
+        score[width <= 1e-12 * np.maximum(1.0, np.abs(lo))] = -1.0  # not a tolerance: float64 spacing
         k = min(candidates, n_in)
         dims = np.argsort(-score, axis=1)[:, :k]  # (B, k)
         if np.any(score[rows, dims[:, 0]] <= 0):

@@ -31,7 +31,7 @@ HIDDEN = (48, 27)
 DEFAULT_EPOCHS = 30
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEED = 0
-LEARNING_RATE = 1e-3
+LEARNING_RATE = 1e-3  # not a tolerance: training
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     keras_logits = model.predict(x_test, verbose=0).astype(np.float64)
     our_logits = net.forward(data.x_test)
     max_diff = float(np.max(np.abs(keras_logits - our_logits)))
-    tol = 1e-4 * max(1.0, float(np.max(np.abs(keras_logits))))
+    tol = 1e-4 * max(1.0, float(np.max(np.abs(keras_logits))))  # not a tolerance: float32 training check
     if not max_diff <= tol:
         print(f"error: Network.forward differs from model.predict by {max_diff:.3g} (> {tol:.3g})",
               file=sys.stderr)
