@@ -101,6 +101,56 @@ FOUND_AND_FIXED = [
                "`_check_time`, eps/budget/margin validation).",
         "test": "tests/test_hostile_inputs.py (rows *-not-a-number, input-not-numbers)",
     },
+    # issue #13: found by checks from outside the project
+    {
+        "what": "`max_confidence` answered `robust` (\"no allowed change makes class t win (solver proof)\") when "
+                "its MILP, which asked for a win by `DEFAULT_MARGIN`, was infeasible, although the target could win "
+                "by less (a 2-2-2 network where class 1 beats class 0 by 1e-5; `verify_robustness` found the "
+                "point).",
+        "fix": "the first MILP asks for the win up to `VERIFY_SLACK` only, as `verify_robustness` does; only its "
+               "infeasibility is a proof; a win by less than the margin ends `unknown`.",
+        "test": "tests/test_near_boundary.py::test_max_confidence_needs_the_slack_rule_for_robust, "
+                "test_max_confidence_at_the_exact_radius",
+    },
+    {
+        "what": "`universal_perturbation` and `class_prototype` took infeasibility and dual bounds as proofs on "
+                "models whose big-M exceeds `MAX_TRUSTED_BIG_M`: HiGHS 'proved' thin-slab networks robust "
+                "(k = 1e8) and gave the prototype's logit a bound below the true maximum.",
+        "fix": "one trust rule, `check.solver_proof`, for every path that turns a solver status into a proof "
+               "(minimal distortion, verification, maximal confidence, universal perturbation, prototype).",
+        "test": "tests/test_near_boundary.py::test_untrusted_big_m_in_universal_and_prototype",
+    },
+    {
+        "what": "`solve.py` mapped Pyomo's `locallyInfeasible` to `infeasible` (a proof), and reported a solver whose "
+                "import raised something other than ImportError as 'not installed'.",
+        "fix": "a local status proves nothing (`error`); a broken install is reported as installed but unusable, "
+               "with the error (`reluverify solvers` too).",
+        "test": "tests/test_solve.py::test_local_infeasibility_is_not_a_proof, "
+                "test_a_solver_whose_import_breaks_is_reported_broken_not_missing",
+    },
+    {
+        "what": "`rv.solve` added its own objective to the user's Pyomo model and turned usage errors into a status: "
+                "solve, add an objective, solve again gave `error` 'Multiple active objectives'.",
+        "fix": "a feasibility objective lives only for one solve; several active objectives or nonlinear terms raise "
+               "`ModelError`.",
+        "test": "tests/test_solve.py::test_solve_leaves_the_users_model_as_it_was, "
+                "test_usage_errors_are_typed_not_statuses",
+    },
+    {
+        "what": "`reluverify run --cex-dir` wrote one counterexample file for `prop_1_0.03` and `prop_1_0.05` (the "
+                "name was cut at its first dot): the second overwrote the first. `run missing.csv` ended in a "
+                "traceback and `score` scored a missing file (or the ground truth itself) as zeros.",
+        "fix": "file names unique per instance row; missing or wrong files are typed errors (exit 2); one "
+               "NAME / NAME.gz rule for `vnnlib` and `run`.",
+        "test": "tests/test_runner_files.py",
+    },
+    {
+        "what": "Numbers that decide soundness stood outside `tolerances.py` (an 'optimal' gap of 1e-4 in one module "
+                "and 1e-6 in another, a budget check written as 1 + 1e-12 beside an unused named constant).",
+        "fix": "each is a named constant with its reason; a test refuses small literals elsewhere and unused "
+               "constants.",
+        "test": "tests/test_tolerances.py",
+    },
 ]
 
 
@@ -237,6 +287,8 @@ def tolerances() -> dict:
         "WITNESS_RETRIES": tol.WITNESS_RETRIES,
         "MAX_TRUSTED_BIG_M": tol.MAX_TRUSTED_BIG_M,
         "CAREFUL_BIG_M": tol.CAREFUL_BIG_M,
+        "OPTIMAL_REL_GAP": tol.OPTIMAL_REL_GAP,
+        "BUDGET_CHECK_REL_TOLERANCE": tol.BUDGET_CHECK_REL_TOLERANCE,
         "PROOF_EMPHASIS": {k: dict(v) for k, v in slv.PROOF_EMPHASIS.items()},
         "HIGHS_DEFAULTS": dict(getattr(slv, "HIGHS_DEFAULTS", {})),
         "HIGHS_CONFIRM": (slv.highs_confirm_options(dict(getattr(slv, "HIGHS_DEFAULTS", {})))
