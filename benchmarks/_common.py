@@ -12,7 +12,10 @@ import numpy as np
 from reluverify import Network
 
 SHARED = Path(os.environ.get("RELUVERIFY_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-VNNCOMP = SHARED / "benchmarks" / "vnncomp2022"
+# the folder holding vnncomp2022/ and eran/: $RELUVERIFY_BENCHMARKS (as the tests read it), else
+# $RELUVERIFY_SHARED/benchmarks, else ../shared/benchmarks
+BENCHMARKS = Path(os.environ.get("RELUVERIFY_BENCHMARKS", "").strip() or SHARED / "benchmarks").expanduser()
+VNNCOMP = BENCHMARKS / "vnncomp2022"
 
 
 def machine() -> str:

@@ -38,12 +38,12 @@ from reluverify.errors import (  # noqa: E402
 from reluverify.io import from_onnx, onnxruntime_forward  # noqa: E402
 from reluverify.network import Network  # noqa: E402
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared/benchmarks/vnncomp2022"
+from conftest import BENCHMARKS, needs_benchmarks  # noqa: E402
+
+SHARED = BENCHMARKS / "vnncomp2022"
 ACAS_FILES = sorted((SHARED / "acasxu/onnx").glob("*.onnx.gz")) if SHARED.exists() else []
 MNIST_FILES = sorted((SHARED / "mnist_fc/onnx").glob("*.onnx.gz")) if SHARED.exists() else []
-needs_shared = pytest.mark.skipif(
-    not SHARED.exists(), reason=f"shared VNN-COMP 2022 benchmarks not found at {SHARED}"
-)
+needs_shared = needs_benchmarks("vnncomp2022")
 N_POINTS = 50
 TOL = 1e-5  # relative to the largest output magnitude (float32 onnxruntime vs float64 reluverify)
 

@@ -36,7 +36,9 @@ from reluverify.io.vnnlib import (
 )
 from reluverify.spec import Property, Region
 
-BENCH = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/vnncomp2022"
+from conftest import BENCHMARKS, benchmarks_reason
+
+BENCH = BENCHMARKS / "vnncomp2022"
 FIELDS = ("lower", "upper", "a_x", "a_y", "b")
 
 
@@ -45,9 +47,7 @@ def _files(bench: str) -> list[Path]:
 
 
 def _skip_without(bench: str):
-    folder = BENCH / bench / "vnnlib"
-    return pytest.mark.skipif(not _files(bench),
-                              reason=f"shared VNN-COMP 2022 benchmark files not present at {folder}")
+    return pytest.mark.skipif(not _files(bench), reason=benchmarks_reason(f"vnncomp2022/{bench}"))
 
 
 def assert_same(p: Property, q: Property) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import BENCHMARKS, needs_benchmarks
 from oracle import region_reachable
 from reluverify.bounds.batch import batch_bounds, batch_linear_bounds
 from reluverify.check import check_counterexample, snap_float32
@@ -26,7 +27,7 @@ from reluverify.spec import Property, Region
 
 onnx = pytest.importorskip("onnx")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "vnncomp2022"
+SHARED = BENCHMARKS / "vnncomp2022"
 SLACK = 1e-6
 
 
@@ -328,7 +329,7 @@ CI_SUBSET = [
 ]
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the VNN-COMP 2022 files in ../shared/benchmarks are not here")
+@needs_benchmarks("vnncomp2022")
 @pytest.mark.parametrize("bench,onnx_rel,vnnlib_rel", CI_SUBSET)
 def test_vnncomp_subset_matches_ground_truth(bench, onnx_rel, vnnlib_rel, tmp_path):
     from reluverify.io.vnnlib import read_result
@@ -373,7 +374,7 @@ def test_huge_big_m_is_not_a_proof(monkeypatch):
     assert res.verdict == PropertyVerdict.UNKNOWN and "not taken as a proof" in res.message
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the VNN-COMP 2022 files in ../shared/benchmarks are not here")
+@needs_benchmarks("vnncomp2022/mnist_fc")
 def test_guided_attack_finds_what_random_starts_miss():
     """256x6 prop_1_0.05 is sat; descents from random starts stall about 0.8 above the unsafe set,
     the starts at the corner that minimises the symbolic lower bound reach it."""
