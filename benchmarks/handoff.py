@@ -63,7 +63,8 @@ from reluverify import Box, add_network, compute_bounds  # noqa: E402
 from reluverify import solve as rv_solve  # noqa: E402
 from reluverify.bounds.base import ACTIVE, INACTIVE, UNSTABLE  # noqa: E402
 from reluverify.formulation import network_arrays  # noqa: E402
-from reluverify.solve import HighsArrayModel, _solver_instance  # noqa: E402
+from reluverify.solvers.base import _solver_instance  # noqa: E402
+from reluverify.solvers.highs import HighsArrayModel  # noqa: E402
 from reluverify.tolerances import MIP_INTEGRALITY_TOLERANCE, PRIMAL_FEASIBILITY_TOLERANCE  # noqa: E402
 
 HIGHS_OPTIONS = {

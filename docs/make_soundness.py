@@ -260,7 +260,7 @@ def environment() -> dict:
            "highspy": version("highspy"), "pyomo": version("pyomo"), "gurobipy": version("gurobipy"),
            "cbcbox": version("cbcbox"), "hypothesis": version("hypothesis")}
     try:
-        from reluverify.solve import cbc_executable
+        from reluverify.solvers.cbc import cbc_executable
 
         exe = cbc_executable()
         if exe:
@@ -274,7 +274,7 @@ def environment() -> dict:
 
 def tolerances() -> dict:
     tol = importlib.import_module("reluverify.tolerances")
-    slv = importlib.import_module("reluverify.solve")
+    slv = importlib.import_module("reluverify.solvers")
     return {
         "MIP_INTEGRALITY_TOLERANCE": tol.MIP_INTEGRALITY_TOLERANCE,
         "PRIMAL_FEASIBILITY_TOLERANCE": tol.PRIMAL_FEASIBILITY_TOLERANCE,

@@ -6,7 +6,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from reluverify.solve import available_solvers  # noqa: E402
+from reluverify.solvers import available_solvers  # noqa: E402
 
 _AVAILABLE = available_solvers()
 

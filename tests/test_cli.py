@@ -88,7 +88,7 @@ def test_demo_checks_the_index_against_the_dataset_before_writing_anything(tmp_p
 def test_an_installed_solver_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
     import importlib
 
-    solve_module = importlib.import_module("reluverify.solve")  # reluverify.solve is also a function
+    solve_module = importlib.import_module("reluverify.solvers")  # the registry (reluverify.solve is the function)
     monkeypatch.setattr(solve_module, "_availability", lambda name: (name == "highs", False))
     out = tmp_path / "demo"
     stdout = _rejected(capsys, ["demo", "--out", str(out), "--solver", "gurobi"], "'gurobi' is not installed", "pip install")

@@ -31,7 +31,7 @@ import oracle
 from reluverify import LicenseLimitError
 from reluverify.problems.adversarial import minimal_distortion, verify_robustness
 from reluverify.results import Verdict
-from reluverify.solve import available_solvers
+from reluverify.solvers import available_solvers
 from test_soundness_differential import Disagreement, ask_oracle, check_witness_here, random_network, shift_boundary
 
 SOLVERS = [s for s in ("highs", "cbc", "gurobi") if available_solvers()[s]]

@@ -27,12 +27,13 @@ import oracle
 from reluverify import Network
 from reluverify.problems.adversarial import max_confidence, minimal_distortion, verify_robustness
 from reluverify.results import Status, Verdict
-from reluverify.solve import available_solvers
+from reluverify.solvers import available_solvers
 from reluverify.tolerances import DEFAULT_MARGIN
 from test_adversarial import HARD_CAP, _hard_robust_instance
 from test_soundness_differential import cases, check_case
 
-solve_module = importlib.import_module("reluverify.solve")  # (reluverify.solve is also a function)
+solve_module = importlib.import_module("reluverify.solvers.base")  # the Pyomo contrib path (HiGHS, Gurobi)
+cbc_module = importlib.import_module("reluverify.solvers.cbc")
 AVAILABLE = available_solvers()
 CHAOS_CASES = int(os.environ.get("RELUVERIFY_CHAOS_CASES", "120"))
 
@@ -69,7 +70,7 @@ def crash_cbc(monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated CBC crash")
 
-    monkeypatch.setattr(solve_module, "_solve_cbc", broken)
+    monkeypatch.setattr(cbc_module, "_solve_cbc", broken)
     return "cbc"
 
 
@@ -81,16 +82,16 @@ def cbc_disk_full(monkeypatch, tmp_path):
         def solve(self, *args, **kwargs):
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(solve_module.pyo, "SolverFactory", lambda *a, **k: Full())
+    monkeypatch.setattr(cbc_module.pyo, "SolverFactory", lambda *a, **k: Full())
     return "cbc"
 
 
 def _cbc_wrapper(monkeypatch, tmp_path, body: str):
-    real = solve_module.cbc_executable()
+    real = cbc_module.cbc_executable()
     script = tmp_path / "cbc"
     script.write_text(f"#!/bin/sh\nREAL='{real}'\n{body}\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(solve_module, "cbc_executable", lambda: str(script))
+    monkeypatch.setattr(cbc_module, "cbc_executable", lambda: str(script))
     return "cbc"
 
 

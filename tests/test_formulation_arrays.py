@@ -9,7 +9,7 @@ from reluverify import Box, Network, SolveError, add_network, compute_bounds, in
 from reluverify.bounds import INACTIVE, UNSTABLE
 from reluverify.formulation import MilpArrays, network_arrays
 from reluverify.results import Status
-from reluverify.solve import HighsArrayModel
+from reluverify.solvers import HighsArrayModel
 from reluverify.zoo import seed_mlp
 
 

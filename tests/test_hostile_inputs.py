@@ -28,7 +28,7 @@ from reluverify.errors import (
 )
 from reluverify.problems.adversarial import max_confidence, minimal_distortion, verify_robustness
 
-solve_module = importlib.import_module("reluverify.solve")  # (reluverify.solve is also a function)
+solve_module = importlib.import_module("reluverify.solvers")  # the registry (reluverify.solve is the function)
 NET = Network.random([4, 5, 3], seed=11)
 X = np.array([0.2, 0.4, 0.6, 0.8])
 C = int(np.argmax(NET.forward(X)))

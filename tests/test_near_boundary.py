@@ -34,7 +34,7 @@ from reluverify.problems.adversarial import (
 from reluverify.problems.prototype import class_prototype
 from reluverify.problems.universal import universal_perturbation
 from reluverify.results import Verdict
-from reluverify.solve import available_solvers
+from reluverify.solvers import available_solvers
 from reluverify.tolerances import DEFAULT_MARGIN, VERIFY_SLACK
 
 SOLVERS = [pytest.param(s, marks=[] if available_solvers()[s] else pytest.mark.skip(reason=f"{s} not installed"))

@@ -8,11 +8,13 @@ from reluverify import (
 )
 import importlib
 
-solve_module = importlib.import_module("reluverify.solve")  # the module, not the function
+solve_module = importlib.import_module("reluverify.solvers")  # the registry (reluverify.solve is the function)
+base_module = importlib.import_module("reluverify.solvers.base")
+cbc_module = importlib.import_module("reluverify.solvers.cbc")
 
 from conftest import ALL_SOLVERS
 
-GUROBI_LIMITED_MAX_VARIABLES = solve_module.GUROBI_LIMITED_MAX_VARIABLES
+GUROBI_LIMITED_MAX_VARIABLES = importlib.import_module("reluverify.solvers.gurobi").GUROBI_LIMITED_MAX_VARIABLES
 _availability = solve_module._availability
 require_solver = solve_module.require_solver
 
@@ -60,7 +62,7 @@ def test_unknown_solver_and_bad_time_limit():
 
 
 def test_missing_solver_gives_install_hint(monkeypatch):
-    monkeypatch.setattr(solve_module, "cbc_executable", lambda: None)
+    monkeypatch.setattr(cbc_module, "cbc_executable", lambda: None)
     m, _, _ = _max_output_model([3, 4, 1], seed=0)
     with pytest.raises(SolverNotAvailableError, match=r"pip install 'reluverify\[cbc\]'"):
         solve(m, "cbc")
@@ -72,7 +74,7 @@ def test_crashing_solver_is_an_error_status_not_an_exception(monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("solver process died")
 
-    monkeypatch.setattr(solve_module, "_solve_contrib", boom)
+    monkeypatch.setattr(base_module, "_solve_contrib", boom)
     m, _, _ = _max_output_model([3, 4, 1], seed=0)
     res = solve(m, "highs")
     assert res.status == Status.ERROR and not res.has_solution and "died" in res.message
@@ -94,9 +96,9 @@ def test_local_infeasibility_is_not_a_proof():
     """A local solver's "locally infeasible" proves nothing: never Status.INFEASIBLE."""
     from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
-    assert solve_module._map_contrib_status(TC.locallyInfeasible, False) not in (Status.INFEASIBLE,
+    assert base_module._map_contrib_status(TC.locallyInfeasible, False) not in (Status.INFEASIBLE,
                                                                                  Status.INFEASIBLE_OR_UNBOUNDED)
-    assert solve_module._map_contrib_status(TC.provenInfeasible, False) == Status.INFEASIBLE
+    assert base_module._map_contrib_status(TC.provenInfeasible, False) == Status.INFEASIBLE
 
 
 def test_a_solver_whose_import_breaks_is_reported_broken_not_missing(tmp_path):
@@ -106,7 +108,7 @@ def test_a_solver_whose_import_breaks_is_reported_broken_not_missing(tmp_path):
 
     (tmp_path / "highspy.py").write_text("raise RuntimeError('libhighs.so: bad ELF header')\n")
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "import importlib; s = importlib.import_module('reluverify.solve')\n"
+            "import importlib; s = importlib.import_module('reluverify.solvers')\n"
             "from reluverify import SolverNotAvailableError\n"
             "assert not s.available_solvers()['highs']\n"
             "try:\n    s.require_solver('highs')\nexcept SolverNotAvailableError as e:\n    print(e)\n") % str(tmp_path)

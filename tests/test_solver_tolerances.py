@@ -45,10 +45,8 @@ from reluverify.errors import LicenseLimitError
 from reluverify.formulation import add_network, network_arrays
 from reluverify.network import Network
 from reluverify.results import Status
-from reluverify.solve import (
-    HIGHS_OPTIONS, PROOF_EMPHASIS, HighsArrayModel, available_solvers, highs_confirm_options, highs_polish_options,
-    solve,
-)
+from reluverify.solvers import PROOF_EMPHASIS, available_solvers, solve
+from reluverify.solvers.highs import HIGHS_OPTIONS, HighsArrayModel, highs_confirm_options, highs_polish_options
 from reluverify.tolerances import (
     HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE, HIGHS_CONFIRM_PRESOLVE, HIGHS_POLISH_MIP_FEASIBILITY_TOLERANCE,
     INFERENCE_TOLERANCE, MIP_INTEGRALITY_TOLERANCE, PRIMAL_FEASIBILITY_TOLERANCE,

@@ -48,7 +48,7 @@ from reluverify.domain import Perturbation
 from reluverify.problems.adversarial import max_confidence, minimal_distortion, verify_robustness
 from reluverify.problems.inference import infer
 from reluverify.results import Verdict
-from reluverify.solve import available_solvers
+from reluverify.solvers import available_solvers
 from reluverify.tolerances import DEFAULT_MARGIN, INFERENCE_TOLERANCE, VERIFY_SLACK
 
 FAST_CASES = int(os.environ.get("RELUVERIFY_SOUNDNESS_FAST_CASES", "200"))

@@ -109,7 +109,7 @@ def test_other_solvers_agree_with_highs(solver, available):
 
 @pytest.fixture(scope="module")
 def available():
-    from reluverify.solve import available_solvers
+    from reluverify.solvers import available_solvers
 
     return available_solvers()
 

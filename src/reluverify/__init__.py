@@ -31,7 +31,7 @@ from .problems.inference import build_inference_model, infer
 from .problems.verification import check_property
 from .results import InferenceResult, PropertyResult, PropertyVerdict, SolveResult, Status
 from .spec import Property, Region
-from .solve import SOLVERS, available_solvers, solve
+from .solvers import SOLVERS, available_solvers, solve
 from .threads import blas_threads, set_blas_threads
 
 __version__ = "0.1.0"

@@ -97,12 +97,12 @@ def demo(args) -> int:
 
 
 def solvers(args) -> int:
-    from .solve import INSTALL_HINTS, available_solvers, solver_problem
+    from .solvers import available_solvers, get_backend, solver_problem
 
     for name, ok in available_solvers().items():
         problem = None if ok else solver_problem(name)
         _say(f"{name:7s} " + ("available" if ok else f"broken    -> {problem}" if problem
-                              else f"missing   -> {INSTALL_HINTS[name]}"))
+                              else f"missing   -> {get_backend(name).install_hint}"))
     return 0
 
 
@@ -149,7 +149,7 @@ def _check_args(args) -> None:
     positive time limits, non-negative counts, output paths that can be written."""
     from .errors import InputError
     from .runner import _check_positive
-    from .solve import require_solver
+    from .solvers import require_solver
 
     if getattr(args, "solver", None) is not None:
         args.solver = require_solver(args.solver)

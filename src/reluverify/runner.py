@@ -62,7 +62,7 @@ def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = "highs
     from .io.onnx import from_onnx, onnxruntime_forward
     from .io.vnnlib import read_vnnlib, write_result
     from .problems.verification import check_property
-    from .solve import require_solver
+    from .solvers import require_solver
 
     _check_positive(timeout, "timeout (seconds)")
     solver = require_solver(solver)
@@ -149,7 +149,7 @@ def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs
     An instance that raises is recorded with verdict ``error`` and its message; the run goes on.
     Returns all rows of ``results_csv`` (old and new).
     """
-    from .solve import require_solver
+    from .solvers import require_solver
 
     solver = require_solver(solver)
     _check_positive(timeout_scale, "timeout_scale")

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Layer, Network
 from ..results import AdversarialResult, SolveResult, Status, Verdict
-from ..solve import _check_name, solve, solver_options
+from ..solvers import _check_name, solve, solver_options
 from ..tolerances import (  # noqa: F401 (MAX_TRUSTED_BIG_M re-exported)
     BUDGET_CHECK_REL_TOLERANCE, DEFAULT_MARGIN, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, OPTIMAL_REL_GAP,
     REPAIR_SCALES, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES,

@@ -11,7 +11,7 @@ from ..domain import Box
 from ..formulation import add_network
 from ..network import Network
 from ..results import InferenceResult, Status
-from ..solve import solve
+from ..solvers import solve
 from ..threads import limit_blas
 
 
@@ -56,7 +56,7 @@ def infer(
     The outputs are read from the solver's solution and compared with the float64 forward pass;
     ``matches`` says whether they agree within :data:`reluverify.tolerances.INFERENCE_TOLERANCE`.
     """
-    from ..solve import solver_options  # CBC builds that need their bound propagation off
+    from ..solvers import solver_options  # CBC builds that need their bound propagation off
 
     x = network.as_point(x)
     model, net = build_inference_model(network, x, domain, bound_method)

@@ -23,7 +23,7 @@ from ..domain import Box, Perturbation, check_norm
 from ..errors import InputError
 from ..network import Network
 from ..results import AdversarialResult, Status, Verdict
-from ..solve import _check_name
+from ..solvers import _check_name
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, OPTIMAL_REL_GAP, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES
 from .adversarial import AdversarialModel, fill_witness
 from .common import Clock, check_time, class_index, finite_nonnegative

@@ -46,7 +46,7 @@ from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..network import Network
 from ..results import ShortRepr, Status, Verdict
-from ..solve import _check_name, solve, solver_options
+from ..solvers import _check_name, solve, solver_options
 from ..tolerances import (
     BIG_M_SLACK, BUDGET_CHECK_REL_TOLERANCE, DEFAULT_MARGIN, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, OPTIMAL_REL_GAP,
     REPAIR_SCALES, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES,

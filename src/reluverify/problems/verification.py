@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..formulation import add_network, linear_expr, network_arrays
 from ..network import Network
 from ..results import PropertyResult, PropertyVerdict, Status
-from ..solve import HighsArrayModel, _check_name, solve, solver_options
+from ..solvers import HighsArrayModel, _check_name, solve, solver_options
 from ..spec import Property, Region
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, MAX_TRUSTED_BIG_M, VERIFY_SLACK, WITNESS_RETRIES
 from .attack import backpropagate
