@@ -20,7 +20,7 @@ from oracle import region_reachable
 from reluverify.bounds.batch import batch_bounds, batch_linear_bounds
 from reluverify.check import check_counterexample, snap_float32
 from reluverify.errors import InputError
-from reluverify.network import Network
+from reluverify.model import Network
 from reluverify.problems.verification import check_property
 from reluverify.results import PropertyVerdict
 from reluverify.spec import Property, Region
@@ -272,7 +272,7 @@ def test_runner_records_a_broken_instance_and_goes_on(tiny_instances):
 def test_runner_killed_with_sigkill_loses_only_the_instance_in_flight(tmp_path):
     """A real subprocess runs a batch whose second instance is hard; we SIGKILL it while that one
     runs, check the first row is on disk intact, then resume with a short timeout."""
-    from reluverify.problems.verification import falsify
+    from reluverify.engine.falsify import falsify
 
     net = Network.random([30, 80, 80, 80, 2], seed=11)
     _save_onnx(net, tmp_path / "net.onnx")
@@ -358,7 +358,7 @@ def test_vnncomp_subset_matches_ground_truth(bench, onnx_rel, vnnlib_rel, tmp_pa
 def test_huge_big_m_is_not_a_proof(monkeypatch):
     """An infeasible MILP over bounds beyond MAX_TRUSTED_BIG_M (solvers "proved" thin slabs empty,
     tests/test_near_boundary.py) is not taken as unsat: the answer becomes unknown."""
-    import reluverify.problems.verification as verification
+    import reluverify.check as trust_rule
 
     for seed in range(100, 124):
         rng = np.random.default_rng(seed)
@@ -369,7 +369,7 @@ def test_huge_big_m_is_not_a_proof(monkeypatch):
             break
     else:
         pytest.fail("no instance decided by the MILP among the seeds")
-    monkeypatch.setattr(verification, "MAX_TRUSTED_BIG_M", 1e-3)
+    monkeypatch.setattr(trust_rule, "MAX_TRUSTED_BIG_M", 1e-3)
     res = check_property(net, prop, split=False, branch=False, attack=False, time_limit=60)
     assert res.verdict == PropertyVerdict.UNKNOWN and "not taken as a proof" in res.message
 
@@ -381,7 +381,7 @@ def test_guided_attack_finds_what_random_starts_miss():
     from reluverify.bounds.batch import batch_bounds, batch_linear_bounds
     from reluverify.io.onnx import from_onnx
     from reluverify.io.vnnlib import read_vnnlib
-    from reluverify.problems.verification import falsify
+    from reluverify.engine.falsify import falsify
 
     root = SHARED / "mnist_fc"
     net = from_onnx(root / "onnx/mnist-net_256x6.onnx.gz")

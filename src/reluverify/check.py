@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .domain import Box
-from .network import Network
+from .model import Network
 from .results import SolveResult, Status
 from .tolerances import COUNTEREXAMPLE_TOLERANCE, INFERENCE_TOLERANCE, MAX_TRUSTED_BIG_M
 
@@ -43,7 +43,7 @@ def solver_proof(sres: SolveResult, big_m_value: float) -> SolverProof:
         sres.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sres.bound is not None)
     if not big_m_value <= MAX_TRUSTED_BIG_M:
         note = (f"the model's big-M constants reach {big_m_value:.3g} (> {MAX_TRUSTED_BIG_M:g}), beyond what the "
-                "solver's tolerances resolve: its infeasibility and bounds are not taken as proofs (rescale the "
+                "solver's tolerances resolve: its infeasibility and bounds are not taken as a proof (rescale the "
                 "network's weights or inputs)") if claimed else ""
         return SolverProof(False, None, note)
     bound = None
@@ -188,12 +188,17 @@ class CounterexampleCheck:
 
 
 def check_counterexample(network: Network, prop, x, reference=None,
-                         tol: float = COUNTEREXAMPLE_TOLERANCE) -> CounterexampleCheck:
+                         tol: float = COUNTEREXAMPLE_TOLERANCE, *, strict: bool = False, inputs=None,
+                         extra=None, regions=None) -> CounterexampleCheck:
     """Re-check a claimed counterexample of ``prop`` (a :class:`reluverify.spec.Property`).
 
-    ``x`` must lie inside some region's input box, and the float64 forward pass must satisfy that
-    region's rows exactly (violation <= 0). ``reference(x) -> y`` (e.g. onnxruntime on the original
-    model) must satisfy them within ``tol``, as VNN-COMP checks. Nothing the solver claimed is used.
+    ``x`` must lie inside some region's input box (and in ``inputs``, an input set, when given),
+    and the float64 forward pass must satisfy that region's rows exactly (violation <= 0; < 0 with
+    ``strict``, e.g. a class *change*: a tie is no counterexample). ``reference(x) -> y`` (e.g.
+    onnxruntime or Keras on the original model) must satisfy them within ``tol`` (strictly, with
+    ``strict``), as VNN-COMP checks. ``extra(x) -> str | None`` checks what else the question asks
+    (a budget, a probability). ``regions`` restricts the search to those region indices. Nothing
+    the solver claimed is used.
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.size != prop.n_inputs or not np.all(np.isfinite(x)):
@@ -201,19 +206,28 @@ def check_counterexample(network: Network, prop, x, reference=None,
                                    "the point has the wrong length or non-finite values")
     y = network.forward(x)
     best, best_v = None, np.inf
-    for i, region in enumerate(prop.regions):
-        v = region.violation(x, y)
+    for i in (range(len(prop.regions)) if regions is None else regions):
+        v = prop.regions[i].violation(x, y)
         if v < best_v:
             best, best_v = i, v
-    if best_v > 0:
+    if best_v > 0 or (strict and not best_v < 0):
         return CounterexampleCheck(False, x, y, best, best_v,
-                                   f"float64 forward pass: the point misses the property by {best_v:.3g}")
+                                   f"float64 forward pass: the point misses the property by {best_v:.3g}"
+                                   + (" (a tie is not a counterexample)" if strict and best_v == 0 else ""))
+    if inputs is not None:
+        problem = inputs.problem(x)
+        if problem:
+            return CounterexampleCheck(False, x, y, best, best_v, f"the point leaves the input set: {problem}")
+    if extra is not None:
+        problem = extra(x)
+        if problem:
+            return CounterexampleCheck(False, x, y, best, best_v, problem)
     ref_v = None
     if reference is not None:
         y_ref = np.asarray(reference(x), dtype=np.float64).ravel()
         ref_v = prop.regions[best].violation(x, y_ref)
-        if not ref_v <= tol:
+        if not (ref_v < 0 if strict else ref_v <= tol):
             return CounterexampleCheck(False, x, y, best, best_v,
-                                       f"the reference model (onnxruntime) misses the property by {ref_v:.3g} "
-                                       f"(tolerance {tol:g})", ref_v)
+                                       f"the reference model misses the property by {ref_v:.3g} "
+                                       + ("(it must meet it strictly)" if strict else f"(tolerance {tol:g})"), ref_v)
     return CounterexampleCheck(True, x, y, best, best_v, "", ref_v)

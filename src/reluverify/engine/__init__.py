@@ -1,0 +1,11 @@
+"""The engine: one staged procedure that every question goes through.
+
+A question is a :class:`~reluverify.engine.query.Query`: a network, an input set and an unsafe
+output condition (a disjunction of linear rows over inputs and outputs, a
+:class:`~reluverify.spec.Property`). :func:`reluverify.engine.decide.decide` decides it in stages
+that get more expensive: bounds (rows ruled out), falsification (:mod:`.falsify`), input splitting
+or ReLU branch and bound (:mod:`.split`, :mod:`reluverify.problems.branch`), then MILPs
+(:mod:`.milp`). Questions that optimise (the smallest change, the strongest wrong answer) use the
+same pieces through :mod:`.optimise`. The modules are imported where used (no imports here), so
+that the stages can import each other's helpers without cycles.
+"""

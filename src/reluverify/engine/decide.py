@@ -1,0 +1,253 @@
+"""The staged procedure that decides a :class:`~reluverify.engine.query.Query`.
+
+Stages get more expensive; each only sees what the previous ones left:
+
+1. **bounds**: symbolic bounds over each region's input set, then a symbolic lower bound of every
+   row; a region with a row that cannot reach its right-hand side is unreachable (for robustness
+   questions: label elimination);
+2. **falsification** (:mod:`.falsify`) on the regions left;
+3. for networks with few inputs (``split="auto"``: at most ``SPLIT_MAX_INPUTS``) and box-shaped
+   input sets, **input splitting** (:mod:`.split`);
+4. otherwise, for box-shaped input sets, **ReLU branch and bound**
+   (:mod:`reluverify.problems.branch`) from optimised root bounds; it gets ``BRANCH_TIME_SHARE`` of
+   the time left;
+5. for what is still open a **MILP** per region (:mod:`.milp`) over LP-tightened bounds, the
+   input set encoded: first "is the region, widened by ``VERIFY_SLACK``, reachable?"; infeasible is
+   a proof under the one trust rule (:func:`reluverify.check.solver_proof`); a feasible point is
+   re-checked, and if it fails, the region shrunk by a margin is tried.
+
+Every witness is checked by :class:`~reluverify.engine.query.Witnesses` (float64 forward pass
+exactly, the input set exactly, the source model when given). ``unsat`` comes only from sound
+bounds (stages 1, 3, 4) or a trusted solver proof (stage 5).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..bounds import LPBounds, OptimisedBounds, compute_bounds
+from ..check import solver_proof
+from ..errors import InputError
+from ..results import PropertyResult, PropertyVerdict, Status
+from ..solvers import _check_name
+from ..spec import Region
+from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
+from .common import Clock
+from .falsify import ATTACK_SAMPLES, ATTACK_STARTS, falsify
+from .milp import reachable
+from .query import Query, Witnesses
+from .split import SPLIT_MAX_INPUTS, region_rows_lb, split_portfolio
+
+LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tightening
+# Share of the time left that ReLU branch and bound may use per region, divided by the regions
+# left (all regions using their whole budgets leave the MILP about a fifth of the time with 9 regions).
+# Ad hoc (not a benchmark) on mnist_fc 256x4 prop_11_0.05 with 300 s, once branching bounded
+# domains 4x faster (inactive neurons left out): unsat by branching in 74 s, where the MILP had
+# needed 265 s after branching at 0.35 before. The benchmark tables say which value each row used.
+BRANCH_TIME_SHARE = 0.5
+
+
+def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60.0, split: str | bool = "auto",
+           bound_method: str = "lp", threads: int | None = None, seed: int = 0, attack: bool = True,
+           branch: str | bool = "auto") -> PropertyResult:
+    """Decide ``query``: ``sat`` (a checked witness), ``unsat`` (a proof), ``timeout`` or ``unknown``.
+
+    ``split``/``branch``: ``"auto"``, ``True`` or ``False`` for input splitting and ReLU branch and
+    bound (both need box-shaped input sets); ``bound_method``: the strategy whose bounds the MILP
+    uses (``"lp"``: symbolic, then LP on still-unstable neurons); ``attack=False`` skips
+    falsification. ``stats`` of the result holds counts and timings per stage.
+    """
+    from ..problems.branch import relu_branch_and_bound  # the branching stage (imports the engine's helpers)
+
+    network, prop = query.network, query.prop
+    solver = _check_name(solver)
+    if time_limit is not None and not float(time_limit) > 0:
+        raise InputError(f"time_limit must be positive (seconds), got {time_limit}")
+    if split not in ("auto", True, False):
+        raise InputError(f"split must be 'auto', True or False, got {split!r}")
+    if branch not in ("auto", True, False):
+        raise InputError(f"branch must be 'auto', True or False, got {branch!r}")
+    deadline = Clock(time_limit)
+    stats: dict = {"regions": len(prop.regions)}
+    checker = Witnesses(query)
+
+    def done(verdict, method="", chk=None, message=""):
+        res = PropertyResult(PropertyVerdict(verdict), method=method, time_s=deadline.elapsed(),
+                             message=message, stats=stats)
+        if chk is not None:
+            res.x, res.y, res.region, res.violation = chk.x, chk.y, chk.region, chk.violation
+        stats["rejected_candidates"] = checker.rejected
+        return res
+
+    live = [i for i, r in enumerate(prop.regions) if not r.empty]
+    stats["empty_regions"] = len(prop.regions) - len(live)
+    if not live:
+        return done("unsat", "bounds", message="every region has an empty input box")
+
+    # 1. bounds: rule out regions whose rows cannot be met over their input set
+    t0 = time.perf_counter()
+    bounds_cache: dict = {}
+
+    def region_bounds(region: Region, method: str):
+        key = (region.lower.tobytes(), region.upper.tobytes(), method)
+        if key not in bounds_cache:
+            strategy = method
+            if method == "lp":  # LP tightening gets a share of the time left, never all of it
+                strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
+            elif method == "optimised":
+                strategy = OptimisedBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
+            bounds_cache[key] = compute_bounds(network, query.bound_domain(region), strategy)
+        return bounds_cache[key]
+
+    remaining = []
+    guides: dict = {}  # region -> input coefficients of its tightest row's lower bound
+    for i in live:
+        region = prop.regions[i]
+        if region.n_rows == 0:
+            remaining.append(i)
+            continue
+        lb, A = region_rows_lb(network, region_bounds(region, "symbolic"), region, with_coefficients=True)
+        if not np.any(lb > region.b):
+            remaining.append(i)
+            guides[i] = A[int(np.argmax(lb - region.b))]
+    stats["bounds_s"] = time.perf_counter() - t0
+    stats["after_bounds"] = len(remaining)
+    if not remaining:
+        return done("unsat", "bounds")
+    if deadline.expired():
+        return done("timeout", message="time limit while bounding")
+
+    # 2. falsification, on what the bounds left (random samples only help in few dimensions)
+    samples = ATTACK_SAMPLES if network.n_inputs <= SPLIT_MAX_INPUTS else ATTACK_STARTS
+    t0 = time.perf_counter()
+    for i in (remaining if attack else []):
+        x, v = falsify(network, prop.regions[i], seed=seed + i, samples=samples, deadline=deadline,
+                       guide=guides.get(i), inputs=query.inputs)
+        if v <= 0:
+            chk = checker(x, prop.regions[i])
+            if chk is not None:
+                stats["attack_s"] = time.perf_counter() - t0
+                return done("sat", "attack", chk)
+        if deadline.expired():
+            return done("timeout", message="time limit during falsification")
+    stats["attack_s"] = time.perf_counter() - t0
+
+    # 3. input splitting (few inputs, box-shaped sets)
+    use_split = query.boxes_only and (split is True or (split == "auto" and network.n_inputs <= SPLIT_MAX_INPUTS))
+    if use_split:
+        t0 = time.perf_counter()
+        undecided = []
+        for i in remaining:
+            status, chk = split_portfolio(network, prop.regions[i], checker, deadline, stats)
+            if status == "sat":
+                stats["split_s"] = time.perf_counter() - t0
+                return done("sat", "split", chk)
+            if status == "timeout":
+                stats["split_s"] = time.perf_counter() - t0
+                return done("timeout", message="time limit while splitting the input box")
+            if status == "unknown":
+                undecided.append(i)
+        stats["split_s"] = time.perf_counter() - t0
+        if not undecided:
+            return done("unsat", "split")
+        remaining = undecided
+
+    # 4. ReLU branch and bound (networks with many inputs, box-shaped sets), over optimised root bounds
+    use_branch = query.boxes_only and (branch is True or (branch == "auto" and not use_split))
+    if use_branch and remaining:
+        t0 = time.perf_counter()
+        undecided = []
+        # easiest regions first (root bound closest to ruling them out): each region may use its
+        # share of the time left, so what the easy ones leave goes to the hard ones. One tree per
+        # region: a tree shared by the regions of one box was slower on mnist_fc (its splits
+        # serve one region at a time while every domain pays for all of them)
+        order = []
+        for i in remaining:
+            region = prop.regions[i]
+            if region.n_rows == 0:  # nothing to rule out
+                undecided.append(i)
+                continue
+            root = region_bounds(region, "optimised")
+            gap = np.max(region_rows_lb(network, root, region) - region.b)
+            if gap <= 0:
+                order.append((-gap, i))
+        for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
+            region = prop.regions[i]
+            root = region_bounds(region, "optimised")
+            budget = Clock(max(0.1, BRANCH_TIME_SHARE * deadline.remaining() / n_left))
+            status, chk, _ = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget,
+                                                   stats)
+            if status == "sat":
+                stats["branch_s"] = time.perf_counter() - t0
+                return done("sat", "branch", chk)
+            if status != "unsat":
+                undecided.append(i)
+            if deadline.expired():
+                stats["branch_s"] = time.perf_counter() - t0
+                return done("timeout", message="time limit in the ReLU branch-and-bound stage")
+        undecided = [i for i in remaining if i in undecided]  # the MILPs go in the regions' order
+        stats["branch_s"] = time.perf_counter() - t0
+        if not undecided:
+            return done("unsat", "branch")
+        remaining = undecided
+
+    # 5. one MILP per remaining region
+    t0 = time.perf_counter()
+    timed_out = False
+    untrusted: list = []
+    for i in remaining:
+        region = prop.regions[i]
+        if deadline.expired():
+            timed_out = True
+            break
+        bounds = region_bounds(region, bound_method)
+        if region.n_rows and np.any(region_rows_lb(network, bounds, region) > region.b):
+            continue
+        left = deadline.remaining()
+        if left <= 0:
+            timed_out = True
+            break
+        res, x, big = reachable(network, bounds, region, VERIFY_SLACK, solver, left, threads, query.inputs)
+        stats.setdefault("milp", []).append((i, str(res.status), round(res.wall_time, 3)))
+        proof = solver_proof(res, big)
+        if proof.infeasible:
+            continue
+        if res.status == Status.INFEASIBLE:  # claimed, not trusted
+            untrusted.append(proof.note)
+            continue
+        if res.status == Status.TIME_LIMIT and x is None:
+            timed_out = True
+            break
+        if x is None:
+            return done("unknown", "milp", message=f"solver status {res.status}: {res.message}")
+        chk = checker(x, region)
+        if chk is not None:
+            stats["milp_s"] = time.perf_counter() - t0
+            return done("sat", "milp", chk)
+        # the point sits in the slack zone: ask for one with a real margin
+        margin = DEFAULT_MARGIN
+        for _ in range(WITNESS_RETRIES):
+            left = deadline.remaining()
+            if left <= 0:
+                break
+            res, x, _ = reachable(network, bounds, region, -margin, solver, left, threads, query.inputs)
+            stats["milp"].append((i, f"margin {margin:g}: {res.status}", round(res.wall_time, 3)))
+            if x is not None:
+                chk = checker(x, region)
+                if chk is not None:
+                    stats["milp_s"] = time.perf_counter() - t0
+                    return done("sat", "milp", chk)
+                margin *= MARGIN_GROWTH
+                continue
+            break
+        stats["milp_s"] = time.perf_counter() - t0
+        return done("unknown", "milp", message="a reachable point within the solver's tolerance of the "
+                    "unsafe set, but no checked counterexample: " + checker.last_reason)
+    stats["milp_s"] = time.perf_counter() - t0
+    if timed_out:
+        return done("timeout", message="time limit in the MILP stage")
+    if untrusted:
+        return done("unknown", "milp", message=f"the MILPs are infeasible, but {untrusted[0]}")
+    return done("unsat", "milp")
