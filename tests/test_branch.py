@@ -13,7 +13,7 @@ from scipy.optimize import linprog
 
 from oracle import region_reachable
 from reluverify.bounds.batch import batch_bounds, batch_linear_bounds
-from reluverify.network import Network
+from reluverify.model import Network
 from reluverify.bounds.optimised import optimised_bound
 from reluverify.problems.branch import relu_branch_and_bound, split_scores
 from reluverify.problems.common import Clock

@@ -25,7 +25,7 @@ if importlib.util.find_spec("reluverify") is None:  # running from a checkout th
 
 from reluverify.errors import ModelFileError, NetworkError, UnsupportedLayerError  # noqa: E402
 from reluverify.io import from_keras  # noqa: E402
-from reluverify.network import Network  # noqa: E402
+from reluverify.model import Network  # noqa: E402
 
 L = keras.layers
 N_POINTS = 200

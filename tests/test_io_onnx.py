@@ -36,7 +36,7 @@ from reluverify.errors import (  # noqa: E402
     UnsupportedLayerError,
 )
 from reluverify.io import from_onnx, onnxruntime_forward  # noqa: E402
-from reluverify.network import Network  # noqa: E402
+from reluverify.model import Network  # noqa: E402
 
 from conftest import BENCHMARKS, needs_benchmarks  # noqa: E402
 

@@ -43,7 +43,7 @@ from reluverify.bounds import compute_bounds
 from reluverify.domain import Box
 from reluverify.errors import LicenseLimitError
 from reluverify.formulation import add_network, network_arrays
-from reluverify.network import Network
+from reluverify.model import Network
 from reluverify.results import Status
 from reluverify.solvers import PROOF_EMPHASIS, available_solvers, solve
 from reluverify.solvers.highs import HIGHS_OPTIONS, HighsArrayModel, highs_confirm_options, highs_polish_options

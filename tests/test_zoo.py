@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from reluverify.network import Network
+from reluverify.model import Network
 from reluverify.zoo import seed_mlp, seed_mlp_info
 
 

@@ -26,7 +26,7 @@ from .errors import (
     UnsupportedLayerError,
 )
 from .formulation import NetworkBlock, add_network
-from .network import Layer, Network
+from .model import Layer, Network
 from .problems.inference import build_inference_model, infer
 from .problems.verification import check_property
 from .results import InferenceResult, PropertyResult, PropertyVerdict, SolveResult, Status

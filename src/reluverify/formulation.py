@@ -29,7 +29,7 @@ from pyomo.core.expr.numeric_expr import LinearExpression
 
 from .bounds.base import ACTIVE, INACTIVE, UNSTABLE, Bounds
 from .errors import InputError
-from .network import Network
+from .model import Network
 
 
 def linear_expr(coefs, variables, constant: float = 0.0):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..domain import Box
 from ..errors import InputError
-from ..network import Network
+from ..model import Network
 from .base import ACTIVE, INACTIVE, UNSTABLE, Bounds, BoundStrategy
 from .interval import IntervalBounds, interval_bounds
 from .lp import LPBounds

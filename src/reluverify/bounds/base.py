@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from ..domain import Box
-from ..network import Network
+from ..model import Network
 from ..results import ShortRepr
 
 ACTIVE, INACTIVE, UNSTABLE = 1, -1, 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..network import Network
+from ..model import Network
 from .interval import affine_interval, widen
 from .symbolic import relu_relaxation
 

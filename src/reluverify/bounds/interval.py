@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ..domain import Box, L1Box, linear_max, linear_min
-from ..network import Network
+from ..model import Network
 from ..tolerances import BOUND_ABS_WIDENING, BOUND_REL_WIDENING
 from .base import Bounds
 

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from ..domain import Box, L1Box
-from ..network import Network
+from ..model import Network
 from ..tolerances import LP_BIAS_REL_WIDENING
 from .base import Bounds
 from .interval import activation_range, widen

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from ..domain import Box
-from ..network import Network
+from ..model import Network
 from .base import Bounds
 from . import batch as batch_module
 from .batch import batch_bounds

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from ..domain import Box, linear_max, linear_min
-from ..network import Network
+from ..model import Network
 from .base import Bounds
 from .interval import activation_range, first_layer_or_interval, widen
 

@@ -34,7 +34,7 @@ import sys
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelFileError, NetworkError, UnsupportedLayerError
-from ..network import Layer, Network
+from ..model import Layer, Network
 
 __all__ = ["from_keras"]
 

@@ -54,7 +54,7 @@ from ..errors import (
     ReluVerifyError,
     UnsupportedLayerError,
 )
-from ..network import Layer, Network
+from ..model import Layer, Network
 
 __all__ = ["from_onnx", "onnxruntime_forward"]
 
@@ -740,7 +740,7 @@ def from_onnx(model, *, name: str | None = None) -> Network:
     (default: the file name without ``.onnx``/``.onnx.gz``, or the graph name).
 
     The graph is walked from its single input to its single output and its affine nodes are
-    composed in float64 into :class:`~reluverify.network.Layer` objects, split at every ``Relu``
+    composed in float64 into :class:`~reluverify.model.Layer` objects, split at every ``Relu``
     (see the module docstring for the supported ops). The network's ``input_shape`` is the graph
     input's shape without the leading batch dimension; inputs are handled flattened row-major.
     What the importer changed (folded input normalisation, a dropped final Softmax, composed

@@ -25,7 +25,7 @@ from ..check import SolverProof, check_witness, class_gap, distances, solver_pro
 from ..domain import Box, L1Box, Perturbation, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
-from ..network import Layer, Network
+from ..model import Layer, Network
 from ..results import AdversarialResult, SolveResult, Status, Verdict
 from ..solvers import _check_name, solve, solver_options
 from ..tolerances import (  # noqa: F401 (MAX_TRUSTED_BIG_M re-exported)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..domain import Box
-from ..network import Network
+from ..model import Network
 from ..tolerances import DEFAULT_MARGIN
 
 

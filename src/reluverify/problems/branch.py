@@ -48,7 +48,7 @@ from ..bounds import batch as batch_module
 from ..bounds.batch import batch_bounds, batch_linear_bounds
 from ..bounds.optimised import optimised_bound
 from ..bounds.symbolic import relu_relaxation
-from ..network import Network
+from ..model import Network
 from ..spec import Region
 from .common import ArrayStack, Clock
 from ..threads import limit_blas

@@ -9,7 +9,7 @@ from ..bounds import compute_bounds
 from ..check import compare_outputs
 from ..domain import Box
 from ..formulation import add_network
-from ..network import Network
+from ..model import Network
 from ..results import InferenceResult, Status
 from ..solvers import solve
 from ..threads import limit_blas

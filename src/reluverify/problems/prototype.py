@@ -21,7 +21,7 @@ import pyomo.environ as pyo
 from ..check import check_witness, target_gap
 from ..domain import Box, Perturbation, check_norm
 from ..errors import InputError
-from ..network import Network
+from ..model import Network
 from ..results import AdversarialResult, Status, Verdict
 from ..solvers import _check_name
 from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, OPTIMAL_REL_GAP, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES

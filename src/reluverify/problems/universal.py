@@ -44,7 +44,7 @@ from ..check import class_gap, distances, solver_proof
 from ..domain import Box, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
-from ..network import Network
+from ..model import Network
 from ..results import ShortRepr, Status, Verdict
 from ..solvers import _check_name, solve, solver_options
 from ..tolerances import (

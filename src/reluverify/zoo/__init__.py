@@ -12,7 +12,7 @@ import json
 from importlib import resources
 
 from ..errors import ModelFileError
-from ..network import Network
+from ..model import Network
 
 __all__ = ["seed_mlp", "seed_mlp_info", "SEED_MLP_FILE", "RECORD_PREFIX"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import load_mnist
-from ..network import Network
+from ..model import Network
 from . import RECORD_PREFIX, SEED_MLP_FILE
 
 NAME = "seed-mlp-784-48-27-10"

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError, ModelFileError, NetworkError
+from ..errors import InputError, ModelFileError, NetworkError
 
 ACTIVATIONS = ("relu", "linear")
 _FILE_FORMAT = "reluverify-network"
