@@ -17,7 +17,7 @@ def solver_param(name):
     return pytest.param(name, marks=marks, id=name)
 
 
-ALL_SOLVERS = [solver_param(s) for s in ("highs", "cbc", "gurobi")]
+ALL_SOLVERS = [solver_param(s) for s in ("highs", "cbc", "gurobi", "scip")]
 
 
 # --------------------------------------------------------------------------- shared benchmark files

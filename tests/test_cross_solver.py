@@ -1,4 +1,4 @@
-"""Cross-solver agreement: HiGHS, CBC and Gurobi give the same verdicts and (within tolerance) the
+"""Cross-solver agreement: HiGHS, CBC, Gurobi and SCIP give the same verdicts and (within tolerance) the
 same optimal distances on random tiny instances, and agree with the brute-force oracle.
 
 Each instance is a random network of tests/test_soundness_differential.py (styles normal,
@@ -29,12 +29,12 @@ import pytest
 
 import oracle
 from reluverify import LicenseLimitError
-from reluverify.problems.adversarial import minimal_distortion, verify_robustness
+from reluverify.problems import minimal_distortion, verify_robustness
 from reluverify.results import Verdict
 from reluverify.solvers import available_solvers
 from test_soundness_differential import Disagreement, ask_oracle, check_witness_here, random_network, shift_boundary
 
-SOLVERS = [s for s in ("highs", "cbc", "gurobi") if available_solvers()[s]]
+SOLVERS = [s for s in ("highs", "cbc", "gurobi", "scip") if available_solvers()[s]]
 FAST = int(os.environ.get("RELUVERIFY_CROSS_SOLVER_FAST", "25"))
 SLOW = int(os.environ.get("RELUVERIFY_CROSS_SOLVER_CASES", "200"))
 BOUND_TOL = 1e-4  # relative to max(1, r): CBC reports its bound with 12 significant digits and a default gap

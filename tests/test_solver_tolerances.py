@@ -326,9 +326,10 @@ def test_hard_instances_pyomo_path(fix):
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("solver,step", [pytest.param("cbc", 30, id="cbc"), pytest.param("gurobi", 10, id="gurobi")])
+@pytest.mark.parametrize("solver,step", [pytest.param("cbc", 30, id="cbc"), pytest.param("gurobi", 10, id="gurobi"),
+                                         pytest.param("scip", 10, id="scip")])
 def test_hard_instances_other_solvers(solver, step):
-    """CBC and Gurobi at the 1e-9 tolerances solve.py gives them."""
+    """CBC, Gurobi and SCIP at the 1e-9 tolerances their backends give them."""
     if not available_solvers()[solver]:
         pytest.skip(f"{solver} is not installed")
     wrong = []
@@ -339,6 +340,29 @@ def test_hard_instances_other_solvers(solver, step):
             continue
         if res.status in NO_POINT or not res.has_solution:
             wrong.append((seed, p, str(res.status), res.message))
+    assert not wrong, wrong
+
+
+def test_scip_hard_instances_with_the_defaults():
+    """SCIP at 1e-9 with presolve said "infeasible" on (869, 3) and (869, 4); its backend confirms
+    an "infeasible" without presolve, so both are feasible; proof runs (presolve off) too; an output
+    forced 1e-4 past its value stays infeasible (reluverify.solvers.scip)."""
+    if not available_solvers()["scip"]:
+        pytest.skip("scip not installed")
+    wrong = []
+    for seed, p in [(869, 3), (869, 4)] + HARD[::25]:
+        inst = instance(seed)
+        res, outputs = inst.solve_pyomo(p, "scip")
+        if res.status in NO_POINT or not res.has_solution:
+            wrong.append((seed, p, str(res.status), res.message))
+        elif inst.output_error(p, outputs) > INFERENCE_TOLERANCE:
+            wrong.append((seed, p, "output error", inst.output_error(p, outputs)))
+        m, nb = inst.pyomo_model(p)
+        assert solve(m, "scip", time_limit=60.0, emphasis="proof").has_solution, (seed, p)
+        col, lower = inst.overshoot_row(p, 1e-4)
+        m.over = pyo.Constraint(expr=nb.outputs[0] >= lower)
+        for emphasis in (None, "proof"):
+            assert solve(m, "scip", time_limit=60.0, emphasis=emphasis).status in NO_POINT, (seed, p, emphasis)
     assert not wrong, wrong
 
 
@@ -499,6 +523,8 @@ def run_solvers(seeds, hard: bool = False) -> str:
         "cbc (its defaults, 1e-6 / 1e-6)": ("cbc", {"integerTolerance": 1e-6, "primalTolerance": 1e-6}, False),
         "gurobi (1e-9 / 1e-9)": ("gurobi", None, False),
         "gurobi (its defaults, 1e-5 / 1e-6)": ("gurobi", {"IntFeasTol": 1e-5, "FeasibilityTol": 1e-6}, False),
+        "scip (1e-9, infeasible confirmed without presolve)": ("scip", None, False),
+        "scip (its default feastol, 1e-6)": ("scip", {"numerics/feastol": 1e-6}, False),
     }
     pairs = [tuple(x) for x in seeds] if hard else [(s, p) for s in seeds for p in range(POINTS_PER_NETWORK)]
     stats = {k: collections.Counter() for k in cases}

