@@ -1,6 +1,9 @@
 """Network + Bounds -> a big-M MILP: a Pyomo ``Block``, or the same model as arrays.
 
-For a ReLU neuron with pre-activation ``a = w·h + b`` and bounds ``l <= a <= u``:
+Each layer writes its own rows (:meth:`reluverify.model.layers.Layer.milp_plan` and
+:meth:`~reluverify.model.layers.Layer.milp_rows`); this module numbers the columns and assembles
+them. For a ReLU neuron (a :class:`~reluverify.model.layers.Dense` layer) with pre-activation
+``a = w·h + b`` and bounds ``l <= a <= u``:
 
 * stable inactive (``u <= 0``): no variable at all, the neuron is the constant 0;
 * stable active (``l >= 0``): one continuous variable ``y = a``;
@@ -11,8 +14,8 @@ A linear (identity) layer gives ``y = a``. No variable is created for a pre-acti
 an expression), which keeps the model compact: the seed network's problems fit Gurobi's
 size-limited licence.
 
-Both forms come from one per-layer generator (:func:`_layer_plan` decides which neurons get a
-variable and a binary, :func:`_layer_rows` builds their rows as CSR blocks with NumPy), so they
+Both forms come from one per-layer generator (the layer's ``milp_plan`` decides which neurons get a
+variable and a binary, its ``milp_rows`` builds their rows as CSR blocks with NumPy), so they
 cannot drift apart. :func:`add_network` turns each row into one Pyomo linear expression (for users
 who embed the network in their own model, and for CBC/Gurobi); :func:`network_arrays` concatenates
 the blocks into :class:`MilpArrays`, which :class:`reluverify.solve.HighsArrayModel` hands to HiGHS
@@ -27,9 +30,10 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression
 
-from .bounds.base import ACTIVE, INACTIVE, UNSTABLE, Bounds
+from .bounds.base import Bounds
 from .errors import InputError
 from .model import Network
+from .model.layers.base import IDX
 
 
 def linear_expr(coefs, variables, constant: float = 0.0):
@@ -37,120 +41,7 @@ def linear_expr(coefs, variables, constant: float = 0.0):
     return LinearExpression(constant=float(constant), linear_coefs=list(coefs), linear_vars=list(variables))
 
 
-# ---------------------------------------------------------------------------------------------
-# the per-layer generator shared by the Pyomo block and the arrays
-
-
-@dataclass
-class _LayerPlan:
-    """Which neurons of one layer get a variable (``keep``) and a binary (``unstable``)."""
-
-    keep: np.ndarray  # neurons with a post-activation variable, ascending
-    unstable: np.ndarray  # neurons with a binary, ascending (a subset of keep)
-    y_lower: np.ndarray  # bounds of the kept neurons' variables, aligned with keep
-    y_upper: np.ndarray
-    fixed_zero: np.ndarray  # kept neurons that are the constant 0 (inactive ReLU of the last layer): no row
-    affine: np.ndarray  # neurons with an equality row y = a (active ReLU or linear layer)
-
-
-@dataclass
-class _RowBlock:
-    """Rows ``sum(value * column) + constant  (sense)  0``, one per neuron in ``neurons`` (CSR)."""
-
-    name: str  # affine | relu_lower | relu_upper | relu_upper_z (the Pyomo component's prefix)
-    neurons: np.ndarray
-    start: np.ndarray  # (len(neurons) + 1,) offsets into index/value
-    index: np.ndarray  # column ids, in the caller's numbering
-    value: np.ndarray
-    constant: np.ndarray
-    sense: str  # "==", "<=" or ">="
-
-    def row_bounds(self) -> tuple:
-        """``(lower, upper)`` of ``sum(value * column)``."""
-        rhs = -self.constant
-        inf = np.full(rhs.shape, np.inf)
-        if self.sense == "==":
-            return rhs, rhs.copy()
-        if self.sense == "<=":
-            return -inf, rhs
-        return rhs, inf
-
-
-_IDX = np.int32
-
-
-def _layer_plan(network: Network, bounds: Bounds, k: int) -> _LayerPlan:
-    layer = network.layers[k]
-    lo, hi = bounds.lower[k], bounds.upper[k]
-    relu = layer.activation == "relu"
-    last = k == len(network.layers) - 1
-    if not relu:
-        keep = np.arange(layer.n_out)
-        empty = np.array([], dtype=np.int64)
-        return _LayerPlan(keep, empty, np.asarray(lo, np.float64), np.asarray(hi, np.float64), empty, keep)
-    phase = bounds.phases(k)
-    keep = np.arange(layer.n_out) if last else np.flatnonzero(phase != INACTIVE)
-    unstable = np.flatnonzero(phase == UNSTABLE)
-    fixed_zero = np.flatnonzero(phase == INACTIVE) if last else np.array([], dtype=np.int64)
-    affine = np.flatnonzero(phase == ACTIVE)
-    return _LayerPlan(keep, unstable, np.maximum(lo[keep], 0.0), np.maximum(hi[keep], 0.0), fixed_zero, affine)
-
-
-def _csr(W: np.ndarray, h_ids: np.ndarray, extra_values: list, extra_ids: list):
-    """CSR rows: the nonzeros of each row of ``W`` (columns ``h_ids``), then one entry per extra
-    (``extra_values[t][i]`` on column ``extra_ids[t][i]`` for row ``i``), kept even if zero.
-
-    Laid out as an ``(m, n_h + extras)`` table and flattened, so a dense ``W`` (the usual case for
-    trained weights) costs two copies and no index arithmetic."""
-    m, n_h = W.shape
-    width = n_h + len(extra_values)
-    value = np.empty((m, width), dtype=np.float64)
-    index = np.empty((m, width), dtype=_IDX)
-    value[:, :n_h] = W
-    index[:, :n_h] = h_ids
-    for t, (vals, ids) in enumerate(zip(extra_values, extra_ids)):
-        value[:, n_h + t] = vals
-        index[:, n_h + t] = ids
-    start = np.empty(m + 1, dtype=np.int64)
-    start[0] = 0
-    mask = W != 0
-    if mask.all():
-        np.cumsum(np.full(m, width, dtype=np.int64), out=start[1:])
-        return start, index.ravel(), value.ravel()
-    keep = np.ones((m, width), dtype=bool)
-    keep[:, :n_h] = mask
-    np.cumsum(np.count_nonzero(keep, axis=1), out=start[1:])
-    return start, index[keep], value[keep]
-
-
-def _layer_rows(layer, lo, hi, plan: _LayerPlan, h_idx, h_ids, y_ids, z_ids) -> list:
-    """The four row blocks of one layer. ``h_idx``/``h_ids``: the previous layer's non-constant
-    outputs (neuron indices, column ids); ``y_ids``/``z_ids``: column id of each neuron's variable
-    and binary (-1 where none)."""
-    affine, unstable = plan.affine, plan.unstable
-    full = h_idx.size == layer.n_in and np.array_equal(h_idx, np.arange(layer.n_in))
-    weight, bias = layer.weight, layer.bias
-
-    def w_rows(neurons):
-        return weight[neurons] if full else weight[np.ix_(neurons, h_idx)]
-
-    blocks = []
-    # y = a  <=>  W h + b - y == 0
-    blocks.append(_RowBlock("affine", affine, *_csr(w_rows(affine), h_ids, [-np.ones(affine.size)], [y_ids[affine]]),
-                            bias[affine].copy(), "=="))
-    Wu = w_rows(unstable)
-    n_u = unstable.size
-    yu, zu, lu, uu = y_ids[unstable], z_ids[unstable], lo[unstable], hi[unstable]
-    # y >= a  <=>  W h + b - y <= 0
-    blocks.append(_RowBlock("relu_lower", unstable, *_csr(Wu, h_ids, [-np.ones(n_u)], [yu]),
-                            bias[unstable].copy(), "<="))
-    # y <= a - l (1 - z)  <=>  W h + l z - y + (b - l) >= 0
-    blocks.append(_RowBlock("relu_upper", unstable, *_csr(Wu, h_ids, [lu, -np.ones(n_u)], [zu, yu]),
-                            bias[unstable] - lu, ">="))
-    # y <= u z  <=>  u z - y >= 0
-    blocks.append(_RowBlock("relu_upper_z", unstable, *_csr(Wu[:, :0], h_ids[:0], [uu, -np.ones(n_u)], [zu, yu]),
-                            np.zeros(n_u), ">="))
-    return blocks
+_IDX = IDX
 
 
 def _check_bounds(network: Network, bounds: Bounds) -> None:
@@ -186,7 +77,7 @@ class MilpArrays:
     input_cols: np.ndarray  # (n_inputs,) column of each input
     output_cols: np.ndarray  # (n_outputs,) column of each output (always a real column)
     layer_cols: list  # per layer, (n_out,) column of each neuron's output, -1 where it is the constant 0
-    binary_cols: list  # per layer, (n_out,) column of the neuron's binary, -1 where none
+    binary_cols: list  # per layer, (n_pre,) column of the pre-activation entry's binary, -1 where none
 
     @property
     def n_cols(self) -> int:
@@ -223,19 +114,21 @@ def network_arrays(network: Network, bounds: Bounds) -> MilpArrays:
     h_idx = np.arange(n_in)
     h_ids = np.arange(n_in, dtype=_IDX)
     layer_cols, binary_cols = [], []
+    last = len(network.layers) - 1
     for k, layer in enumerate(network.layers):
-        plan = _layer_plan(network, bounds, k)
+        lo, hi = bounds.lower[k], bounds.upper[k]
+        plan = layer.milp_plan(lo, hi, k == last)
         n = layer.n_out
         y_ids = np.full(n, -1, dtype=_IDX)
         y_ids[plan.keep] = n_col + np.arange(plan.keep.size)
         n_col += plan.keep.size
-        z_ids = np.full(n, -1, dtype=_IDX)
-        z_ids[plan.unstable] = n_col + np.arange(plan.unstable.size)
-        n_col += plan.unstable.size
-        col_lo += [plan.y_lower, np.zeros(plan.unstable.size)]
-        col_hi += [plan.y_upper, np.ones(plan.unstable.size)]
-        integ += [np.zeros(plan.keep.size, dtype=bool), np.ones(plan.unstable.size, dtype=bool)]
-        for b in _layer_rows(layer, bounds.lower[k], bounds.upper[k], plan, h_idx, h_ids, y_ids, z_ids):
+        z_ids = np.full(layer.n_pre, -1, dtype=_IDX)
+        z_ids[plan.binary] = n_col + np.arange(plan.binary.size)
+        n_col += plan.binary.size
+        col_lo += [plan.y_lower, np.zeros(plan.binary.size)]
+        col_hi += [plan.y_upper, np.ones(plan.binary.size)]
+        integ += [np.zeros(plan.keep.size, dtype=bool), np.ones(plan.binary.size, dtype=bool)]
+        for b in layer.milp_rows(lo, hi, plan, h_idx, h_ids, y_ids, z_ids):
             starts.append(b.start[:-1] + nnz)
             nnz += int(b.start[-1])
             index.append(b.index)
@@ -366,10 +259,12 @@ def add_network(
     layer_outputs: list = []
     h_idx = np.arange(n_in)  # neurons of the previous layer that are not constant zero
     h_ids = np.arange(n_in, dtype=_IDX)  # their column ids
+    last = len(network.layers) - 1
     for k, layer in enumerate(network.layers):
-        plan = _layer_plan(network, bounds, k)
+        lo_k, hi_k = bounds.lower[k], bounds.upper[k]
+        plan = layer.milp_plan(lo_k, hi_k, k == last)
         n = layer.n_out
-        keep, unstable = plan.keep.tolist(), plan.unstable.tolist()
+        keep, unstable = plan.keep.tolist(), plan.binary.tolist()
         var_bounds = dict(zip(keep, zip(plan.y_lower.tolist(), plan.y_upper.tolist())))
         y = pyo.Var(keep, bounds=lambda b, j, _vb=var_bounds: _vb[j])
         blk.add_component(f"y{k}", y)
@@ -381,12 +276,12 @@ def add_network(
         y_ids = np.full(n, -1, dtype=_IDX)
         y_ids[plan.keep] = len(columns) + np.arange(len(keep))
         columns += [y[j] for j in keep]
-        z_ids = np.full(n, -1, dtype=_IDX)
-        z_ids[plan.unstable] = len(columns) + np.arange(len(unstable))
+        z_ids = np.full(layer.n_pre, -1, dtype=_IDX)
+        z_ids[plan.binary] = len(columns) + np.arange(len(unstable))
         columns += [z[j] for j in unstable]
         binaries += [z[j] for j in unstable]
 
-        for rows in _layer_rows(layer, bounds.lower[k], bounds.upper[k], plan, h_idx, h_ids, y_ids, z_ids):
+        for rows in layer.milp_rows(lo_k, hi_k, plan, h_idx, h_ids, y_ids, z_ids):
             start, index, value = rows.start.tolist(), rows.index.tolist(), rows.value.tolist()
             relation = _RELATIONS[rows.sense]
             cons = {

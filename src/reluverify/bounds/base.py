@@ -9,17 +9,16 @@ import numpy as np
 
 from ..domain import Box
 from ..model import Network
+from ..model.layers.base import ACTIVE, INACTIVE, UNSTABLE  # noqa: F401 (re-exported: reluverify.bounds.ACTIVE, ...)
 from ..results import ShortRepr
-
-ACTIVE, INACTIVE, UNSTABLE = 1, -1, 0
 
 
 @dataclass(repr=False)
 class Bounds(ShortRepr):
     """Per-neuron pre-activation bounds of a network over an input domain.
 
-    ``lower[k]``/``upper[k]`` bound the pre-activation ``W_k h_{k-1} + b_k`` of layer ``k``
-    (asymmetric, one value per neuron). Sound: every input in ``domain`` gives pre-activations
+    ``lower[k]``/``upper[k]`` bound the pre-activation of layer ``k`` (``W_k h_{k-1} + b_k`` for a
+    Dense layer; asymmetric, one value per entry). Sound: every input in ``domain`` gives pre-activations
     inside them (checked in float64 with a small outward widening, see :mod:`reluverify.tolerances`).
     """
 
@@ -36,13 +35,7 @@ class Bounds(ShortRepr):
 
         Linear layers have no phase; their neurons are reported ``ACTIVE`` (identity).
         """
-        lo, hi = self.lower[k], self.upper[k]
-        if self.network.layers[k].activation != "relu":
-            return np.full(lo.shape, ACTIVE, dtype=np.int8)
-        out = np.full(lo.shape, UNSTABLE, dtype=np.int8)
-        out[lo >= 0] = ACTIVE
-        out[hi <= 0] = INACTIVE
-        return out
+        return self.network.layers[k].phases(self.lower[k], self.upper[k])
 
     def unstable_counts(self) -> list:
         """Number of unstable ReLUs per layer (0 for linear layers)."""
@@ -53,11 +46,8 @@ class Bounds(ShortRepr):
         return sum(self.unstable_counts())
 
     def post_activation(self, k: int) -> tuple:
-        """Bounds on the output of layer ``k`` (after its activation)."""
-        lo, hi = self.lower[k], self.upper[k]
-        if self.network.layers[k].activation == "relu":
-            return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-        return lo.copy(), hi.copy()
+        """Bounds on the output of layer ``k`` (after its activation; new arrays)."""
+        return self.network.layers[k].output_range(self.lower[k], self.upper[k])
 
     def output_bounds(self) -> tuple:
         return self.post_activation(len(self.lower) - 1)
@@ -71,7 +61,7 @@ class Bounds(ShortRepr):
 
     def summary(self) -> str:
         counts = self.unstable_counts()
-        relu_layers = [k for k, layer in enumerate(self.network.layers) if layer.activation == "relu"]
+        relu_layers = [k for k, layer in enumerate(self.network.layers) if layer.n_nonlinear]
         per_layer = ", ".join(f"layer {k}: {counts[k]}/{self.network.layers[k].n_out}" for k in relu_layers)
         return (
             f"{self.method} bounds in {self.time_s * 1e3:.1f} ms: {self.n_unstable} of "
@@ -91,7 +81,7 @@ class BoundStrategy(Protocol):
 def logit_difference_upper(bounds: Bounds, i: int, j: int) -> float:
     """A sound upper bound of ``out_i - out_j`` over the domain.
 
-    For a linear last layer: the better of interval arithmetic on the difference row and symbolic
+    For an affine last layer: the better of interval arithmetic on the difference row and symbolic
     back-substitution of that row through every layer (both widened for rounding); much tighter
     than subtracting the two outputs' bounds.
     """
@@ -100,15 +90,18 @@ def logit_difference_upper(bounds: Bounds, i: int, j: int) -> float:
 
     net = bounds.network
     last = net.layers[-1]
-    if last.activation != "linear":
+    if not last.affine:
         return float(bounds.output_bounds()[1][i] - bounds.output_bounds()[0][j])
     L = len(net.layers) - 1
     if L == 0:
         lo, hi = bounds.domain.lower, bounds.domain.upper
     else:
         lo, hi = bounds.post_activation(L - 1)
-    w = (last.weight[i] - last.weight[j])[None, :]
-    b = np.array([last.bias[i] - last.bias[j]])
+    e = np.zeros((1, last.n_out))  # out_i - out_j as a row over the last layer's inputs
+    e[0, i] += 1.0
+    e[0, j] -= 1.0
+    lin = last.linear()
+    w, b = lin.backward(e), lin.bias_term(e)
     il, iu = affine_interval(w, b, lo, hi)
     if L == 0:
         return float(iu[0])

@@ -1,7 +1,8 @@
 """Symbolic bounds for many input boxes at once (the workhorse of input-domain splitting).
 
-The same back-substitution as :mod:`reluverify.bounds.symbolic` (CROWN/DeepPoly relaxations of
-each ReLU, intersected with interval bounds, widened for float64 rounding), vectorised over a batch
+The same back-substitution as :mod:`reluverify.bounds.symbolic` (each layer's relaxation —
+CROWN/DeepPoly for a ReLU — and transposed linear map, intersected with interval bounds, widened
+for float64 rounding), vectorised over a batch
 of ``B`` boxes: arrays carry a leading batch axis. For networks with few inputs (ACAS Xu has 5),
 thousands of sub-boxes are bounded per second, which is what makes splitting the input box pay.
 
@@ -15,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import Network
-from .interval import affine_interval, widen
-from .symbolic import relu_relaxation
+from ..model.layers import UNSTABLE
+from .interval import widen
 
 
 # Leave neurons inactive in every box out of back-substitution (and, in ReLU branching, neurons
@@ -28,6 +29,15 @@ LEAVE_OUT_INACTIVE = True
 def _one_box(lo: np.ndarray) -> bool:
     """Whether every row of ``lo`` is the same box (a broadcast view, as in ReLU branching)."""
     return lo.shape[0] == 1 or lo.strides[0] == 0
+
+
+def live_outputs(layer, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """The outputs of ``layer`` that are not constant zero in every box (all of them unless
+    ``LEAVE_OUT_INACTIVE``): the columns a back-substitution walk carries."""
+    if not LEAVE_OUT_INACTIVE:
+        return np.arange(layer.n_out)
+    zero = layer.constant_zero(lower, upper)
+    return np.flatnonzero(~np.all(zero, axis=0) if zero.ndim > 1 else ~zero)
 
 
 def _concretise_min(A: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
@@ -57,11 +67,9 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     shape (B, m) (``ub`` None unless asked) and the lower bound's input coefficients ``A_lo``.
     """
     B = lo.shape[0]
-    # a neuron inactive in every box (upper bound <= 0) has relaxation 0: its column of the
-    # coefficients is exactly 0, so the walk carries only the other columns of each layer
-    keep = [np.flatnonzero(np.any(uppers[j] > 0, axis=0))
-            if LEAVE_OUT_INACTIVE and network.layers[j].activation == "relu"
-            else np.arange(uppers[j].shape[-1]) for j in range(k)]
+    # an output that is constant zero in every box (an inactive ReLU) has relaxation 0: its column
+    # of the coefficients is exactly 0, so the walk carries only the other columns of each layer
+    keep = [live_outputs(network.layers[j], lowers[j], uppers[j]) for j in range(k)]
     W = np.broadcast_to(weight, (B,) + weight.shape[-2:]) if weight.ndim == 2 else weight
     m = W.shape[1]
     if k:
@@ -73,17 +81,14 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     M = A.shape[1]
     for j in range(k - 1, -1, -1):
         prev = network.layers[j]
-        kj = keep[j]
-        a_low, a_up, b_up = relu_relaxation(lowers[j][:, kj], uppers[j][:, kj], prev.activation == "relu",
-                                            parallel)
-        neg = np.minimum(A, 0.0)
-        c = c + np.einsum("bmn,bn->bm", neg, b_up)
-        D = A * a_low[:, None, :]
-        D += neg * (a_up - a_low)[:, None, :]  # = pos * a_low + neg * a_up
-        c = c + D @ prev.bias[kj]
-        w = prev.weight[kj] if j == 0 else prev.weight[np.ix_(kj, keep[j - 1])]
+        rel = prev.relaxation(lowers[j], uppers[j], keep=keep[j], parallel=parallel)
+        D, off = rel.lower_stacked(A)
+        c = c + off
+        lin = prev.linear(rows=keep[j] if rel.pre_index is None else rel.pre_index,
+                          cols=keep[j - 1] if j else None)
+        c = c + lin.bias_term(D)
         # one large matrix product instead of B small ones
-        A = (D.reshape(B * M, -1) @ w).reshape(B, M, -1)
+        A = lin.backward(D.reshape(B * M, -1)).reshape(B, M, -1)
     lb_all, mag = _concretise_min(A, c, lo, hi)
     lb, _ = widen(lb_all[:, :m], lb_all[:, :m], mag[:, :m])
     ub = None
@@ -117,29 +122,32 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
     if start and parent is None:
         raise ValueError("batch_bounds: start > 0 needs parent bounds")
     for k, layer in enumerate(network.layers):
-        relu = layer.activation == "relu"
+        nonlinear = layer.n_nonlinear > 0
         if k < start:
             zl, zu = parent[0][k], parent[1][k]
             lowers.append(zl)
             uppers.append(zu)
-            h_lo, h_hi = (np.maximum(zl, 0.0), np.maximum(zu, 0.0)) if relu else (zl, zu)
+            h_lo, h_hi = layer.output_range(zl, zu)
             continue
-        zl, zu = affine_interval(layer.weight, layer.bias, h_lo, h_hi)
+        zl, zu = layer.interval(h_lo, h_hi)
         if parent is not None:
             zl, zu = np.maximum(zl, parent[0][k]), np.minimum(zu, parent[1][k])
-        if k > 0 and (relu or k != last):
-            # inactive neurons (upper <= 0) stay at 0 whatever their bounds; every other neuron's
-            # bounds matter (active ones feed the interval bounds of the next layer)
-            if not relu:
+        if k > 0 and (nonlinear or k != last):
+            # constant-zero outputs (inactive ReLUs) stay at 0 whatever their bounds; every other
+            # neuron's bounds matter (active ones feed the interval bounds of the next layer)
+            if not nonlinear:
                 unstable = np.ones_like(zl, dtype=bool)
+            elif unstable_only:
+                unstable = layer.phases(zl, zu) == UNSTABLE
             else:
-                unstable = (zu > 0) & (zl < 0) if unstable_only else zu > 0
+                unstable = ~layer.constant_zero(zl, zu)
             K = int(unstable.sum(axis=1).max()) if B else 0
             if K:
                 idx = np.argsort(~unstable, axis=1, kind="stable")[:, :K]  # unstable neurons first
                 mask = np.take_along_axis(unstable, idx, axis=1)
-                sl, su, _, _ = _back_substitute(network, k, lowers, uppers, layer.weight[idx],
-                                                layer.bias[idx], lo, hi)
+                rows_map = layer.linear(rows=idx)
+                sl, su, _, _ = _back_substitute(network, k, lowers, uppers, rows_map.matrix(), rows_map.bias,
+                                                lo, hi)
                 rows = np.broadcast_to(np.arange(B)[:, None], idx.shape)
                 r, c = rows[mask], idx[mask]
                 zl[r, c] = np.maximum(zl[r, c], sl[mask])
@@ -147,10 +155,7 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
         zu = np.maximum(zu, zl)
         lowers.append(zl)
         uppers.append(zu)
-        if relu:
-            h_lo, h_hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
-        else:
-            h_lo, h_hi = zl, zu
+        h_lo, h_hi = layer.output_range(zl, zu)
     return lowers, uppers
 
 
@@ -166,16 +171,16 @@ def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.nda
     last = network.layers[-1]
     a_y = np.atleast_2d(np.asarray(a_y, dtype=np.float64))
     a_x = np.atleast_2d(np.asarray(a_x, dtype=np.float64))
-    if last.activation == "linear":  # y = W h + b: substitute the last affine map directly
-        weight, bias = a_y @ last.weight, a_y @ last.bias
-    else:  # y = relu(z): relax the output ReLUs first (lower bound: sign-dependent slopes)
+    if last.affine:  # y = W h + b: substitute the last affine map directly
+        lin = last.linear()
+        weight, bias = lin.backward(a_y), lin.bias_term(a_y)
+    else:  # y = relu(z): relax the output layer's activation first (sign-dependent slopes)
         B = lo.shape[0]
-        a_low, a_up, b_up = relu_relaxation(lowers[L - 1], uppers[L - 1], True)
-        W = np.broadcast_to(a_y, (B,) + a_y.shape)
-        pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
-        D = pos * a_low[:, None, :] + neg * a_up[:, None, :]
-        weight = D @ last.weight
-        bias = D @ last.bias + np.einsum("bmn,bn->bm", neg, b_up)
+        rel = last.relaxation(lowers[L - 1], uppers[L - 1])
+        D, off = rel.lower(np.broadcast_to(a_y, (B,) + a_y.shape))
+        lin = last.linear(rows=rel.pre_index)
+        weight = lin.backward(D)
+        bias = lin.bias_term(D) + off
     # two sound lower bounds (adaptive and parallel lower slopes); keep the better one per box/row
     best_lb, best_A = None, None
     for parallel in (False, True):

@@ -1,6 +1,7 @@
 """Interval bound propagation (IBP): the cheapest sound bounds, in closed form.
 
-For ``z = W h + b`` with ``h`` in ``[l, u]``: ``z`` lies in ``W m + b ± |W| r`` where ``m`` is the
+Each layer gives its own interval rule (:meth:`reluverify.model.layers.Layer.interval`): for a
+Dense ``z = W h + b`` with ``h`` in ``[l, u]``, ``z`` lies in ``W m + b ± |W| r`` where ``m`` is the
 box centre and ``r`` its radius. Each bound is widened outward to absorb float64 rounding.
 """
 
@@ -12,44 +13,22 @@ import numpy as np
 
 from ..domain import Box, L1Box, linear_max, linear_min
 from ..model import Network
-from ..tolerances import BOUND_ABS_WIDENING, BOUND_REL_WIDENING
+from ..model.layers import affine_interval, widen  # noqa: F401 (their home is reluverify.model.layers)
 from .base import Bounds
 
 
-def widen(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray) -> tuple:
-    """Widen ``[lower, upper]`` outward by the rounding slack for values of size ``magnitude``."""
-    slack = BOUND_REL_WIDENING * magnitude + BOUND_ABS_WIDENING
-    return lower - slack, upper + slack
-
-
-def affine_interval(weight: np.ndarray, bias: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
-    """Sound bounds of ``weight @ h + bias`` over ``lo <= h <= hi`` (one box, or a batch of boxes
-    as rows of ``lo``/``hi``)."""
-    mid = 0.5 * (lo + hi)
-    rad = 0.5 * (hi - lo)
-    absw = np.abs(weight)
-    centre = mid @ weight.T + bias
-    spread = rad @ absw.T
-    magnitude = np.maximum(np.abs(lo), np.abs(hi)) @ absw.T + np.abs(bias)
-    return widen(centre - spread, centre + spread, magnitude)
-
-
 def first_layer_or_interval(layer, domain: Box, k: int, lo: np.ndarray, hi: np.ndarray) -> tuple:
-    """Interval bounds of layer ``k``; for the first layer over an :class:`L1Box`, the exact range
-    over the L1 ball ∩ box (a fractional knapsack per neuron), widened like every bound."""
-    zl, zu = affine_interval(layer.weight, layer.bias, lo, hi)
+    """Interval bounds of layer ``k`` (its own rule); for the first layer over an :class:`L1Box`, the
+    exact range over the L1 ball ∩ box (a fractional knapsack per neuron of the layer's matrix),
+    widened like every bound."""
+    zl, zu = layer.interval(lo, hi)
     if k == 0 and isinstance(domain, L1Box):
-        kl = linear_min(layer.weight, layer.bias, domain)
-        ku = linear_max(layer.weight, layer.bias, domain)
+        lin = layer.linear()
+        weight, bias = lin.matrix(), lin.bias
+        kl = linear_min(weight, bias, domain)
+        ku = linear_max(weight, bias, domain)
         kl, ku = widen(kl, ku, np.maximum(np.abs(zl), np.abs(zu)))
         zl, zu = np.maximum(zl, kl), np.minimum(zu, ku)
-    return zl, zu
-
-
-def activation_range(layer, zl: np.ndarray, zu: np.ndarray) -> tuple:
-    """Bounds of a layer's output from bounds ``[zl, zu]`` of its pre-activation."""
-    if layer.activation == "relu":
-        return np.maximum(zl, 0.0), np.maximum(zu, 0.0)
     return zl, zu
 
 
@@ -69,7 +48,7 @@ class IntervalBounds:
                 zl, zu = np.maximum(zl, initial.lower[k]), np.minimum(zu, initial.upper[k])
             lowers.append(zl)
             uppers.append(zu)
-            lo, hi = activation_range(layer, zl, zu)
+            lo, hi = layer.output_range(zl, zu)
         bounds = Bounds(network, domain, lowers, uppers, method=self.name)
         bounds.time_s = time.perf_counter() - t0
         bounds.history.append((self.name, bounds.n_unstable, bounds.time_s))

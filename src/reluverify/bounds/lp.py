@@ -1,7 +1,8 @@
 """LP-based tightening: bound each still-unstable neuron by the LP relaxation of the layers before it.
 
-Layer by layer, the relaxation (input box; ``y = a`` for active neurons; ``y >= a``, ``y >= 0`` and
-the chord ``y <= u (a - l) / (u - l)`` for unstable ones) is built once in one HiGHS instance and
+Layer by layer, the relaxation (input box, then each layer's LP rows: for a ReLU layer ``y = a`` for
+active neurons; ``y >= a``, ``y >= 0`` and the chord ``y <= u (a - l) / (u - l)`` for unstable ones)
+is built once in one HiGHS instance and
 grown as layers are finished; for each unstable neuron only the objective changes (warm-started
 simplex), first ``max`` then, if still needed, ``min``.
 
@@ -19,9 +20,10 @@ import numpy as np
 
 from ..domain import Box, L1Box
 from ..model import Network
+from ..model.layers import UNSTABLE
 from ..tolerances import LP_BIAS_REL_WIDENING
 from .base import Bounds
-from .interval import activation_range, widen
+from .interval import widen
 from .symbolic import symbolic_layer
 
 
@@ -66,44 +68,25 @@ class _Relaxation:
         self.row_lo = np.concatenate([self.row_lo, rlo])
         self.row_hi = np.concatenate([self.row_hi, rhi])
 
-    def add_layer(self, weight, bias, lo, hi, relu: bool) -> None:
-        """Add a finished layer with pre-activation bounds ``[lo, hi]``."""
-        if relu:
-            keep = np.flatnonzero(hi > 0)
-        else:
-            keep = np.arange(weight.shape[0])
-        W = weight[np.ix_(keep, self.prev_idx)]
-        b = bias[keep]
-        l, u = lo[keep], hi[keep]
-        ylo = np.maximum(l, 0.0) if relu else l
-        yhi = np.maximum(u, 0.0) if relu else u
+    def add_layer(self, layer, lo, hi) -> None:
+        """Add a finished layer with pre-activation bounds ``[lo, hi]``: its LP rows
+        (:meth:`reluverify.model.layers.Layer.lp_rows`) over the previous layer's columns."""
+        rows = layer.lp_rows(lo, hi, self.prev_idx)
+        keep = rows.keep
         start = int(self.col_lo.size)
         m = keep.size
-        self.h.addVars(m, ylo, yhi)
-        self.col_lo = np.concatenate([self.col_lo, ylo])
-        self.col_hi = np.concatenate([self.col_hi, yhi])
+        self.h.addVars(m, rows.y_lower, rows.y_upper)
+        self.col_lo = np.concatenate([self.col_lo, rows.y_lower])
+        self.col_hi = np.concatenate([self.col_hi, rows.y_upper])
         ycols = np.arange(start, start + m)
         prev_start = int(self.prev_cols[0]) if self.prev_cols.size else start
         width = start + m - prev_start
-        rows, rlo, rhi = [], [], []
-        for r in range(m):
-            coef_prev = W[r]
-            unstable = relu and l[r] < 0 < u[r]
-            row = np.zeros(width)
-            row[self.prev_cols - prev_start] = -coef_prev
-            row[ycols[r] - prev_start] = 1.0
-            if not unstable:  # y = a  <=>  y - W v = b
-                rows.append(row); rlo.append(b[r]); rhi.append(b[r])
-            else:
-                rows.append(row); rlo.append(b[r]); rhi.append(self.inf)  # y >= a
-                s = u[r] / (u[r] - l[r])
-                chord = np.zeros(width)  # y - s W v <= s (b - l)
-                chord[self.prev_cols - prev_start] = -s * coef_prev
-                chord[ycols[r] - prev_start] = 1.0
-                rows.append(chord); rlo.append(-self.inf); rhi.append(s * (b[r] - l[r]))
-        if rows:
-            A = np.array(rows)
-            rlo, rhi = np.array(rlo, dtype=np.float64), np.array(rhi, dtype=np.float64)
+        if rows.lower.size:
+            A = np.zeros((rows.lower.size, width))
+            A[:, self.prev_cols - prev_start] = rows.prev
+            A[:, ycols - prev_start] = rows.own
+            rlo = np.where(np.isfinite(rows.lower), rows.lower, -self.inf)
+            rhi = np.where(np.isfinite(rows.upper), rows.upper, self.inf)
             nz_r, nz_c = np.nonzero(A)
             starts = np.searchsorted(nz_r, np.arange(A.shape[0]))
             self.h.addRows(A.shape[0], rlo, rhi, nz_r.size, starts.astype(np.int32),
@@ -187,30 +170,31 @@ class LPBounds:
         last = len(network.layers) - 1
         for k, layer in enumerate(network.layers):
             zl, zu = symbolic_layer(network, domain, k, lowers, uppers, h_lo, h_hi, initial)
-            tighten = k > 0 and k != last and layer.activation == "relu" and (self.max_layer is None or k <= self.max_layer)
+            tighten = k > 0 and k != last and layer.n_nonlinear and (self.max_layer is None or k <= self.max_layer)
             if tighten:
-                unstable = np.flatnonzero((zl < 0) & (zu > 0))
-                # most ambiguous neurons first: they matter most when time runs out
+                unstable = np.flatnonzero(layer.phases(zl, zu) == UNSTABLE)
+                # most ambiguous neurons first (furthest from a phase): they matter most when time runs out
                 order = unstable[np.argsort(-np.minimum(-zl[unstable], zu[unstable]))]
                 for i in order.tolist():
                     if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                         break
-                    w = layer.weight[i, relax.prev_idx]
+                    row = layer.linear(rows=np.array([i]), cols=relax.prev_idx)
+                    w, b = row.matrix()[0], row.bias[0]
                     up = relax.optimise(relax.prev_cols, w, True)
                     n_lp += 1
                     if up is not None:
-                        zu[i] = min(zu[i], up + layer.bias[i] + abs(layer.bias[i]) * LP_BIAS_REL_WIDENING)
-                    if zu[i] > 0:
+                        zu[i] = min(zu[i], up + b + abs(b) * LP_BIAS_REL_WIDENING)
+                    if layer.phases(zl[i:i + 1], zu[i:i + 1])[0] == UNSTABLE:
                         low = relax.optimise(relax.prev_cols, w, False)
                         n_lp += 1
                         if low is not None:
-                            zl[i] = max(zl[i], low + layer.bias[i] - abs(layer.bias[i]) * LP_BIAS_REL_WIDENING)
+                            zl[i] = max(zl[i], low + b - abs(b) * LP_BIAS_REL_WIDENING)
                 zu = np.maximum(zu, zl)
             lowers.append(zl)
             uppers.append(zu)
-            h_lo, h_hi = activation_range(layer, zl, zu)
+            h_lo, h_hi = layer.output_range(zl, zu)
             if k != last:
-                relax.add_layer(layer.weight, layer.bias, zl, zu, layer.activation == "relu")
+                relax.add_layer(layer, zl, zu)
         bounds = Bounds(network, domain, lowers, uppers, method=self.name)
         bounds.time_s = time.perf_counter() - t0
         history.append((f"{self.name} ({n_lp} LPs)", bounds.n_unstable, bounds.time_s))

@@ -17,11 +17,13 @@ import numpy as np
 
 from ..domain import Box
 from ..model import Network
+from ..model.layers import UNSTABLE
 from .base import Bounds
 from . import batch as batch_module
 from .batch import batch_bounds
 from .interval import widen
-from .symbolic import SymbolicBounds, relu_relaxation
+from .batch import live_outputs
+from .symbolic import SymbolicBounds
 
 OPT_STEPS = 20  # gradient steps per bound
 OPT_LR = 0.1  # Adam step size for the lower slopes (in [0, 1]) and the multipliers (scaled, see below)
@@ -40,7 +42,9 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     ``lowers``/``uppers``: (B or 1, n_j) bounds of the hidden layers before it.
 
     Back-substitution as in CROWN, with two families of free parameters, both sound at any value:
-    the lower slope ``alpha`` in [0, 1] of each unstable ReLU, and a Lagrange multiplier
+    the lower slope ``alpha`` of each neuron its layer's relaxation leaves free (an unstable ReLU:
+    any slope in [0, 1]; see :class:`~reluverify.model.layers.ElementwiseRelaxation`; a layer
+    whose relaxation is not elementwise gives no bound: ``-inf``), and a Lagrange multiplier
     ``beta >= 0`` for the sign constraint of each stable neuron (``z >= 0`` where its lower bound
     is >= 0, ``z <= 0`` where its upper bound is <= 0: bounds of a split domain make that a
     constraint of the domain, which plain back-substitution forgets). ``f(x) >= f(x) - beta*s*z``
@@ -52,7 +56,7 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     and the final ``(alphas, betas)`` (per hidden layer, (B, len(keep[j])) arrays).
 
     ``keep`` (per hidden layer, neuron indices) restricts the walk to those neurons; the others
-    must be inactive (upper bound <= 0) in every domain. ``start=(alphas, betas)`` (as returned,
+    must be constant zero (an inactive ReLU: upper bound <= 0) in every domain. ``start=(alphas, betas)`` (as returned,
     e.g. for the parent of a split domain) replaces CROWN's slopes and zero multipliers as the
     starting point where they apply: slopes of neurons unstable here, multipliers of neurons
     stable here (projected into their ranges, so any start is sound).
@@ -60,38 +64,40 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     L = len(layers)
     B = lo.shape[0]
     H = L - 1  # hidden layers 0..H-1
-    if any(layer.activation != "relu" for layer in layers[:H]):  # only ReLU hidden layers are relaxed here
-        return np.full(B, -np.inf), 0.5 * (lo + hi), None
-    # only the neurons in ``keep`` are walked (the others must have upper bound <= 0 in every
-    # domain: they output 0 under any relaxation, and lose only their multipliers)
+    # only the neurons in ``keep`` are walked (the others must be constant zero in every domain:
+    # they output 0 under any relaxation, and lose only their multipliers)
     if keep is None:
         keep = [np.arange(lowers[j].shape[-1]) for j in range(H)]
-    elif any(np.any(np.delete(uppers[j], keep[j], axis=-1) > 0) for j in range(H)):
+    elif any(not np.all(layers[j].constant_zero(np.delete(lowers[j], keep[j], axis=-1),
+                                                np.delete(uppers[j], keep[j], axis=-1))) for j in range(H)):
         raise ValueError("optimised_bound: a neuron left out of keep is not inactive")
     lowers = [lowers[j][:, keep[j]] for j in range(H)]
     uppers = [uppers[j][:, keep[j]] for j in range(H)]
-    weights = [layers[j].weight[keep[j]] if j == 0 else layers[j].weight[np.ix_(keep[j], keep[j - 1])]
-               for j in range(H)]
-    biases = [layers[j].bias[keep[j]] for j in range(H)]
-    w_out = layers[-1].weight[:, keep[H - 1]] if H else layers[-1].weight
-    unstable = [(lowers[j] < 0) & (uppers[j] > 0) for j in range(H)]
+    # each hidden layer's relaxation (CROWN's, to start from): only elementwise relaxations have
+    # the per-neuron slopes optimised here
+    rels = [layers[j].relaxation(lowers[j], uppers[j]) for j in range(H)]
+    if not all(rel.elementwise for rel in rels):
+        return np.full(B, -np.inf), 0.5 * (lo + hi), None
+    maps = [layers[j].linear(rows=keep[j], cols=keep[j - 1] if j else None) for j in range(H)]
+    out_map = layers[-1].linear(cols=keep[H - 1] if H else None)
+    unstable = [rel.free for rel in rels]  # the neurons whose lower slope is a free parameter
     sign = [np.where(lowers[j] >= 0, 1.0, np.where(uppers[j] <= 0, -1.0, 0.0)) for j in range(H)]
-    # CROWN's relaxation to start from; only the unstable neurons' lower slopes ever move (the
-    # others get zero gradient), so ``alpha`` is every neuron's lower slope
-    a_up, b_up, alpha = [], [], []
-    for j in range(H):
-        a_low, slope, offset = relu_relaxation(lowers[j], uppers[j], True)
-        a_up.append(slope)
-        b_up.append(offset)
-        alpha.append(np.broadcast_to(a_low, (B, a_low.shape[-1])).copy())
+    # only the free neurons' lower slopes ever move (the others get zero gradient), so ``alpha``
+    # is every neuron's lower slope
+    a_up = [rel.a_up for rel in rels]
+    b_up = [rel.b_up for rel in rels]
+    b_low = [rel.b_low for rel in rels]
+    alpha = [np.broadcast_to(rel.a_low, (B, rel.a_low.shape[-1])).copy() for rel in rels]
+    alpha_lo = [np.where(rel.free, rel.free_min, rel.a_low) for rel in rels]
+    alpha_hi = [np.where(rel.free, rel.free_max, rel.a_low) for rel in rels]
     beta = [np.zeros((B, keep[j].size)) for j in range(H)]
     if start is not None:  # warm start (e.g. from the parent domain's parameters)
         for j in range(H):
-            alpha[j] = np.where(unstable[j], np.clip(start[0][j], 0.0, 1.0), alpha[j])
+            alpha[j] = np.where(unstable[j], np.clip(start[0][j], alpha_lo[j], alpha_hi[j]), alpha[j])
             beta[j] = np.where(sign[j] != 0, np.maximum(start[1][j], 0.0), 0.0)
     # multipliers are in units of "objective per unit of z": scale their steps by the objective's
     # coefficient magnitude so one step size fits every network
-    scale = np.abs(a_y @ w_out).max(axis=1, keepdims=True) + 1e-12  # not a tolerance: keeps the division finite
+    scale = np.abs(out_map.backward(a_y)).max(axis=1, keepdims=True) + 1e-12  # not a tolerance: keeps the division finite
     m_a = [np.zeros_like(a) for a in alpha]
     v_a = [np.zeros_like(a) for a in alpha]
     m_b = [np.zeros_like(b) for b in beta]
@@ -100,15 +106,17 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     best_x = 0.5 * (lo + hi)
     for t in range(steps + 1):
         # backward: coefficients of h_j (lam) and of z_j (E); constant c
-        lam = a_y @ w_out
-        c = a_y @ layers[-1].bias
+        lam = out_map.backward(a_y)
+        c = out_map.bias_term(a_y)
         lams = [None] * H
         for j in range(H - 1, -1, -1):
             lams[j] = lam
             pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
             E = pos * alpha[j] + neg * a_up[j] - beta[j] * sign[j]
-            c = c + np.einsum("bn,bn->b", neg, b_up[j]) + E @ biases[j]
-            lam = E @ weights[j]
+            c = c + np.einsum("bn,bn->b", neg, b_up[j]) + maps[j].bias_term(E)
+            if b_low[j] is not None:
+                c = c + np.einsum("bn,bn->b", pos, b_low[j])
+            lam = maps[j].backward(E)
         A = lam + a_x
         x = np.where(A > 0, lo, hi)
         lb = np.einsum("bn,bn->b", A, x) + c
@@ -122,13 +130,14 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
         # forward: z-hat per layer = gradient of the bound w.r.t. E_j
         h = x
         for j in range(H):
-            z = h @ weights[j].T + biases[j]
+            z = maps[j].forward(h)
             lam = lams[j]
             g_alpha = np.where(unstable[j] & (lam > 0), lam * z, 0.0)
             g_beta = -sign[j] * z
-            h = np.where(lam >= 0, alpha[j] * z, a_up[j] * z + b_up[j])
+            low = alpha[j] * z if b_low[j] is None else alpha[j] * z + b_low[j]
+            h = np.where(lam >= 0, low, a_up[j] * z + b_up[j])
             # Adam ascent
-            for par, g, m, v, lr, lo_b, hi_b in ((alpha, g_alpha, m_a, v_a, OPT_LR, 0.0, 1.0),
+            for par, g, m, v, lr, lo_b, hi_b in ((alpha, g_alpha, m_a, v_a, OPT_LR, alpha_lo[j], alpha_hi[j]),
                                                   (beta, g_beta, m_b, v_b, OPT_LR * scale, 0.0, np.inf)):
                 m[j] = 0.9 * m[j] + 0.1 * g
                 v[j] = 0.999 * v[j] + 0.001 * g * g
@@ -164,14 +173,14 @@ class OptimisedBounds:
         for k in range(1, len(layers) - 1):
             if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                 break
-            idx = np.flatnonzero((L[k][0] < 0) & (U[k][0] > 0))
+            idx = np.flatnonzero(layers[k].phases(L[k][0], U[k][0]) == UNSTABLE)
             keep = None
             if batch_module.LEAVE_OUT_INACTIVE:  # inactive neurons left out
-                keep = [np.flatnonzero(u[0] > 0) for u in U[:k]]
+                keep = [live_outputs(layer, l[0], u[0]) for layer, l, u in zip(layers, L[:k], U[:k])]
             for start in range(0, idx.size, ROOT_CHUNK):
                 sel = idx[start:start + ROOT_CHUNK]
                 n = sel.size
-                a_y = np.zeros((2 * n, layers[k].weight.shape[0]))
+                a_y = np.zeros((2 * n, layers[k].n_pre))
                 a_y[np.arange(n), sel] = 1.0  # lower bounds of z
                 a_y[n + np.arange(n), sel] = -1.0  # upper bounds: - min(-z)
                 lb, _, _ = optimised_bound(layers[:k + 1], L[:k], U[:k], np.repeat(lo, 2 * n, 0),

@@ -1,8 +1,10 @@
 """Symbolic linear bounds (CROWN/DeepPoly-style back-substitution).
 
 To bound layer ``k``'s pre-activation ``z_k = W_k h_{k-1} + b_k`` we write it as a linear function
-of ``h_{k-1}`` and walk back to the input, replacing each ReLU ``h = relu(z)`` by a linear lower or
-upper relaxation (chosen by the sign of its coefficient):
+of ``h_{k-1}`` and walk back to the input, replacing each layer's activation by the linear lower or
+upper relaxation the layer gives (:meth:`reluverify.model.layers.Layer.relaxation`, chosen by the
+sign of its coefficient) and its linear map by its transpose (``backward``). For a ReLU
+``h = relu(z)``:
 
 * unstable ``l < 0 < u``: ``h <= u (z - l) / (u - l)`` (the chord) and ``h >= a z`` with
   ``a = 1`` if ``u >= -l`` else ``0`` (the adaptive choice of CROWN);
@@ -21,31 +23,7 @@ import numpy as np
 from ..domain import Box, linear_max, linear_min
 from ..model import Network
 from .base import Bounds
-from .interval import activation_range, first_layer_or_interval, widen
-
-
-def relu_relaxation(lo: np.ndarray, hi: np.ndarray, relu: bool, parallel: bool = False) -> tuple:
-    """Per neuron ``(lower_slope, upper_slope, upper_offset)`` with
-    ``lower_slope * z <= h <= upper_slope * z + upper_offset`` for ``z`` in ``[lo, hi]``
-    (arrays of any shape, e.g. a batch of boxes). An unstable neuron's lower slope is CROWN's
-    adaptive 0 or 1, or with ``parallel`` the chord's slope ``u / (u - l)`` (any slope in [0, 1]
-    is sound)."""
-    if not relu:
-        one = np.ones_like(lo)
-        return one, one.copy(), np.zeros_like(lo)
-    active = lo >= 0
-    inactive = hi <= 0
-    unstable = ~(active | inactive)
-    a_low = np.where(active, 1.0, 0.0)
-    a_up = np.where(active, 1.0, 0.0)
-    b_up = np.zeros_like(lo)
-    if unstable.any():
-        l, u = lo[unstable], hi[unstable]
-        slope = u / (u - l)
-        a_up[unstable] = slope
-        b_up[unstable] = -slope * l
-        a_low[unstable] = slope if parallel else np.where(u >= -l, 1.0, 0.0)
-    return a_low, a_up, b_up
+from .interval import first_layer_or_interval, widen
 
 
 def back_substitute(network: Network, k: int, lowers: list, uppers: list, domain: Box,
@@ -53,28 +31,29 @@ def back_substitute(network: Network, k: int, lowers: list, uppers: list, domain
     """Symbolic bounds of layer ``k``'s pre-activations, given bounds of layers ``0..k-1``.
 
     With ``weight``/``bias`` given, bounds ``weight @ h_{k-1} + bias`` instead (any linear
-    function of layer ``k-1``'s outputs, e.g. the difference of two logits).
+    function of layer ``k-1``'s outputs, e.g. the difference of two logits). Each earlier layer is
+    walked through its own relaxation (``lower``/``upper``) and linear map (``backward``).
     """
-    layer = network.layers[k]
-    weight = layer.weight if weight is None else np.atleast_2d(np.asarray(weight, dtype=np.float64))
-    bias = layer.bias if bias is None else np.atleast_1d(np.asarray(bias, dtype=np.float64))
+    if weight is None:
+        lin = network.layers[k].linear()
+        weight, bias = lin.matrix(), lin.bias
+    else:
+        weight = np.atleast_2d(np.asarray(weight, dtype=np.float64))
+        bias = np.atleast_1d(np.asarray(bias, dtype=np.float64))
     A_up = weight.copy()
     A_lo = weight.copy()
     c_up = bias.copy()
     c_lo = bias.copy()
     for j in range(k - 1, -1, -1):
         prev = network.layers[j]
-        a_low, a_up, b_up = relu_relaxation(lowers[j], uppers[j], prev.activation == "relu")
-        pos, neg = np.maximum(A_up, 0.0), np.minimum(A_up, 0.0)
-        c_up = c_up + pos @ b_up
-        D_up = pos * a_up + neg * a_low
-        pos, neg = np.maximum(A_lo, 0.0), np.minimum(A_lo, 0.0)
-        c_lo = c_lo + neg @ b_up
-        D_lo = pos * a_low + neg * a_up
-        c_up = c_up + D_up @ prev.bias
-        c_lo = c_lo + D_lo @ prev.bias
-        A_up = D_up @ prev.weight
-        A_lo = D_lo @ prev.weight
+        rel = prev.relaxation(lowers[j], uppers[j])
+        D_up, off_up = rel.upper(A_up)
+        D_lo, off_lo = rel.lower(A_lo)
+        lin = prev.linear(rows=rel.pre_index)
+        c_up = c_up + off_up + lin.bias_term(D_up)
+        c_lo = c_lo + off_lo + lin.bias_term(D_lo)
+        A_up = lin.backward(D_up)
+        A_lo = lin.backward(D_lo)
     return linear_min(A_lo, c_lo, domain), linear_max(A_up, c_up, domain)
 
 
@@ -108,7 +87,7 @@ class SymbolicBounds:
             zl, zu = symbolic_layer(network, domain, k, lowers, uppers, h_lo, h_hi, initial)
             lowers.append(zl)
             uppers.append(zu)
-            h_lo, h_hi = activation_range(layer, zl, zu)
+            h_lo, h_hi = layer.output_range(zl, zu)
         bounds = Bounds(network, domain, lowers, uppers, method=self.name)
         bounds.time_s = time.perf_counter() - t0
         bounds.history.append((self.name, bounds.n_unstable, bounds.time_s))

@@ -34,7 +34,8 @@ import sys
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelFileError, NetworkError, UnsupportedLayerError
-from ..model import Layer, Network
+from ..model import Network
+from ..model.layers import Dense
 
 __all__ = ["from_keras"]
 
@@ -291,13 +292,13 @@ class _Builder:
                 f"kept {', '.join(self.pending)} as a separate diagonal {activation} layer: no Dense "
                 "could absorb it without crossing a ReLU"
             )
-        self.layers.append(Layer(self.W, self.b, activation))
+        self.layers.append(Dense(self.W, self.b, activation))
         self.W = self.b = self.dense = None
         self.pending = []
 
     def relu(self, label: str) -> None:
         if self.W is None:
-            if self.layers and self.layers[-1].activation == "relu":
+            if self.layers and self.layers[-1].nonnegative:  # relu(x) = x on a ReLU's output
                 self.notes.append(f"skipped {label}: it follows another ReLU (relu(relu(x)) = relu(x))")
                 return
             self.notes.append(

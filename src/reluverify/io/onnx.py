@@ -54,7 +54,8 @@ from ..errors import (
     ReluVerifyError,
     UnsupportedLayerError,
 )
-from ..model import Layer, Network
+from ..model import Network
+from ..model.layers import Dense
 
 __all__ = ["from_onnx", "onnxruntime_forward"]
 
@@ -301,13 +302,13 @@ class _Chain:
                 f"kept {', '.join(self.pending)} as a separate {activation} layer: no Gemm/MatMul "
                 "could absorb it without crossing a Relu"
             )
-        self.layers.append(Layer(self.W, self.b, activation))
+        self.layers.append(Dense(self.W, self.b, activation))
         self.W = self.b = None
         self.weight_ops, self.pending = [], []
 
     def relu(self, label: str) -> None:
         if self.W is None:
-            if self.layers and self.layers[-1].activation == "relu":
+            if self.layers and self.layers[-1].nonnegative:  # relu(x) = x on a ReLU's output
                 self.notes.append(f"skipped {label}: it follows another Relu (relu(relu(x)) = relu(x))")
                 return
             self.notes.append(
@@ -740,7 +741,7 @@ def from_onnx(model, *, name: str | None = None) -> Network:
     (default: the file name without ``.onnx``/``.onnx.gz``, or the graph name).
 
     The graph is walked from its single input to its single output and its affine nodes are
-    composed in float64 into :class:`~reluverify.model.Layer` objects, split at every ``Relu``
+    composed in float64 into :class:`~reluverify.model.layers.Dense` layers, split at every ``Relu``
     (see the module docstring for the supported ops). The network's ``input_shape`` is the graph
     input's shape without the leading batch dimension; inputs are handled flattened row-major.
     What the importer changed (folded input normalisation, a dropped final Softmax, composed

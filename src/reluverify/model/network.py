@@ -1,9 +1,11 @@
 """The framework-neutral network representation.
 
-A :class:`Network` is an ordered list of :class:`Layer` objects. Each layer is an affine map
-``z = W @ x + b`` (``W`` has shape ``(n_out, n_in)``, float64) followed by an activation,
-``"relu"`` or ``"linear"``. Importers (:mod:`reluverify.io`) produce it, bound strategies
-(:mod:`reluverify.bounds`) and the MILP formulation (:mod:`reluverify.formulation`) consume it.
+A :class:`Network` is an ordered list of layer objects (:mod:`reluverify.model.layers`): each
+computes a pre-activation ``z`` (an affine map of its input) and its output ``σ(z)``. The first
+kind, :class:`~reluverify.model.layers.Dense`, is ``z = W @ x + b`` (``W`` of shape
+``(n_out, n_in)``, float64) followed by ``"relu"`` or ``"linear"``. Importers
+(:mod:`reluverify.io`) produce networks, bound strategies (:mod:`reluverify.bounds`) and the MILP
+formulation (:mod:`reluverify.formulation`) consume them, through the layers' methods only.
 """
 
 from __future__ import annotations
@@ -15,62 +17,15 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, ModelFileError, NetworkError
+from .layers import Dense, Layer, layers_from_arrays, layers_to_arrays
 
-ACTIVATIONS = ("relu", "linear")
 _FILE_FORMAT = "reluverify-network"
-_FILE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One affine map followed by an activation (``"relu"`` or ``"linear"``)."""
-
-    weight: np.ndarray
-    bias: np.ndarray
-    activation: str = "relu"
-
-    def __post_init__(self) -> None:
-        w = np.array(self.weight, dtype=np.float64, copy=True)
-        if w.ndim != 2:
-            raise NetworkError(
-                f"a layer's weight must be a 2-D matrix of shape (n_out, n_in), got shape {w.shape}"
-            )
-        b = np.zeros(w.shape[0]) if self.bias is None else np.array(self.bias, dtype=np.float64, copy=True)
-        if b.shape != (w.shape[0],):
-            raise NetworkError(
-                f"a layer's bias must have shape ({w.shape[0]},) to match its weight of shape "
-                f"{w.shape}, got {b.shape}"
-            )
-        if w.size == 0:
-            raise NetworkError(f"a layer has an empty weight matrix of shape {w.shape}; every layer needs "
-                               "at least one input and one output")
-        if not np.all(np.isfinite(w)) or not np.all(np.isfinite(b)):
-            bad = "weight" if not np.all(np.isfinite(w)) else "bias"
-            raise NetworkError(
-                f"a layer's {bad} contains NaN or infinite values; retrain or clean the model "
-                "before verifying it"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise NetworkError(
-                f"unknown activation {self.activation!r}; supported activations are {ACTIVATIONS}"
-            )
-        w.setflags(write=False)
-        b.setflags(write=False)
-        object.__setattr__(self, "weight", w)
-        object.__setattr__(self, "bias", b)
-
-    @property
-    def n_in(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_out(self) -> int:
-        return int(self.weight.shape[0])
+_FILE_VERSION = 2  # the newest file version this reluverify reads (see layers.layers_to_arrays)
 
 
 @dataclass(frozen=True)
 class Network:
-    """A feed-forward network of affine layers with ReLU or identity activations.
+    """A feed-forward chain of layers (:class:`~reluverify.model.layers.Layer` objects).
 
     ``input_shape`` is the shape a single input has in its source framework (e.g. ``(28, 28)``);
     inputs are always handled flattened (row-major), of length ``n_inputs``.
@@ -88,7 +43,7 @@ class Network:
             raise NetworkError("a network needs at least one layer; got an empty list of layers")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise NetworkError(f"layer {i} is a {type(layer).__name__}, expected reluverify.Layer")
+                raise NetworkError(f"layer {i} is a {type(layer).__name__}, expected a reluverify.Layer")
         for i in range(1, len(layers)):
             if layers[i].n_in != layers[i - 1].n_out:
                 raise NetworkError(
@@ -141,7 +96,7 @@ class Network:
             w = np.asarray(w, dtype=np.float64)
             if weight_layout == "in_out" and w.ndim == 2:
                 w = w.T
-            layers.append(Layer(w, b, a))
+            layers.append(Dense(w, b, a))
         return cls(tuple(layers), **kwargs)
 
     @classmethod
@@ -174,10 +129,11 @@ class Network:
 
     @property
     def n_relu(self) -> int:
-        return sum(layer.n_out for layer in self.layers if layer.activation == "relu")
+        """Number of units with a nonlinear activation (ReLUs): the phases bounds may leave open."""
+        return sum(layer.n_nonlinear for layer in self.layers)
 
     def __repr__(self) -> str:
-        acts = ",".join(layer.activation for layer in self.layers)
+        acts = ",".join(layer.describe() for layer in self.layers)
         return f"Network(name={self.name!r}, sizes={'-'.join(map(str, self.sizes))}, activations=[{acts}])"
 
     # ----------------------------------------------------------------- evaluation
@@ -238,9 +194,9 @@ class Network:
         h = self.as_input(x)
         pre = []
         for layer in self.layers:
-            z = h @ layer.weight.T + layer.bias
+            z = layer.preactivation(h)
             pre.append(z)
-            h = np.maximum(z, 0.0) if layer.activation == "relu" else z
+            h = layer.activate(z)
         return (h, pre) if return_all else h
 
     __call__ = forward
@@ -251,18 +207,16 @@ class Network:
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Save to a ``.npz`` file (weights as float64, exactly)."""
+        """Save to a ``.npz`` file (weights as float64, exactly; each layer's kind and state)."""
+        version, layer_arrays = layers_to_arrays(self.layers)
         arrays = {
             "format": np.array(_FILE_FORMAT),
-            "version": np.array(_FILE_VERSION),
+            "version": np.array(version),
             "name": np.array(self.name),
             "input_shape": np.array(self.input_shape, dtype=np.int64),
-            "activations": np.array([layer.activation for layer in self.layers]),
             "notes": np.array(list(self.notes), dtype=str),
+            **layer_arrays,
         }
-        for i, layer in enumerate(self.layers):
-            arrays[f"W{i}"] = layer.weight
-            arrays[f"b{i}"] = layer.bias
         np.savez(path, **arrays)
 
     @classmethod
@@ -284,12 +238,7 @@ class Network:
                     raise ModelFileError(
                         f"{path!r} was written by a newer reluverify (file version {version}); upgrade"
                     )
-                acts = [str(a) for a in data["activations"]]
-                layers = []
-                for i, act in enumerate(acts):
-                    if f"W{i}" not in files or f"b{i}" not in files:
-                        raise ModelFileError(f"{path!r} lacks the weights of layer {i} (W{i}/b{i})")
-                    layers.append(Layer(data[f"W{i}"], data[f"b{i}"], act))
+                layers = layers_from_arrays(data, path)
                 return cls(
                     tuple(layers),
                     input_shape=tuple(int(s) for s in data["input_shape"]),

@@ -15,21 +15,22 @@ from ..tolerances import DEFAULT_MARGIN
 
 def backpropagate(network: Network, pre: list, g: np.ndarray) -> np.ndarray:
     """Input-gradient of ``g · h`` where ``h`` is the input of the last layer, given the
-    pre-activations ``pre`` of a forward pass (``g`` one row per input of the batch, or one row)."""
+    pre-activations ``pre`` of a forward pass (``g`` one row per input of the batch, or one row):
+    each layer's vector-Jacobian product, last to first."""
     for k in range(len(network.layers) - 2, -1, -1):
-        layer = network.layers[k]
-        if layer.activation == "relu":
-            g = g * (pre[k] > 0)
-        g = g @ layer.weight
+        g = network.layers[k].vjp(pre[k], g)
     return g
 
 
 def gap_gradient(network: Network, x: np.ndarray, i: np.ndarray, j: int) -> tuple:
-    """Values and input-gradients of ``out_i - out_j`` for a batch ``x`` (one ``i`` per row)."""
+    """Values and input-gradients of ``out_i - out_j`` for a batch ``x`` (one ``i`` per row); the
+    last layer must be affine."""
     out, pre = network.forward(x, return_all=True)
-    last = network.layers[-1]
-    g = backpropagate(network, pre, last.weight[i] - last.weight[j])
     rows = np.arange(len(x))
+    e = np.zeros((len(x), network.n_outputs))  # out_i - out_j as rows over the last layer's outputs
+    e[rows, i] += 1.0
+    e[:, j] -= 1.0
+    g = backpropagate(network, pre, network.layers[-1].linear().backward(e))
     return out[rows, i] - out[:, j], g
 
 
@@ -49,7 +50,7 @@ def pgd_attack(
     Returns ``(best_point, best_gap)`` where ``gap = max_{j != c} out_j - out_c`` (or
     ``out_target - out_c``); a positive gap means a candidate counterexample.
     """
-    if network.layers[-1].activation != "linear":
+    if not network.layers[-1].affine:
         return x0.copy(), -np.inf
     rng = np.random.default_rng(seed)
     lo, hi = box.lower, box.upper
@@ -109,7 +110,7 @@ def l1_attack(network: Network, x0: np.ndarray, c: int, box: Box, *, target: int
     """A greedy sparse attack: repeatedly push the input value with the largest first-order gain
     to its bound until the class changes, then shrink the whole change back to the boundary.
     Returns a candidate point (still to be checked) or None. Gives an incumbent for L1/L0 problems."""
-    if network.layers[-1].activation != "linear":
+    if not network.layers[-1].affine:
         return None
     x = x0.copy()
     n = x.size

@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import batch as batch_module
-from ..bounds.batch import batch_bounds, batch_linear_bounds
+from ..bounds.batch import batch_bounds, batch_linear_bounds, live_outputs
 from ..bounds.optimised import optimised_bound
-from ..bounds.symbolic import relu_relaxation
 from ..model import Network
 from ..spec import Region
 from .common import ArrayStack, Clock
@@ -69,38 +67,38 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
     L = len(network.layers)
     last = network.layers[-1]
     A = np.asarray(a_y, dtype=np.float64)
-    if last.activation == "relu":
-        a_low, a_up, _ = relu_relaxation(lowers[L - 1], uppers[L - 1], True)
-        A = np.maximum(A, 0.0) * a_low + np.minimum(A, 0.0) * a_up
-    A = A @ last.weight  # coefficients of h_{L-2}
+    if not last.affine:
+        A, _ = last.relaxation(lowers[L - 1], uppers[L - 1]).lower(A)
+    A = last.linear().backward(A)  # coefficients of h_{L-2}
     scores: list = [None] * (L - 1)
     for j in range(L - 2, -1, -1):
+        layer = network.layers[j]
         lo, hi = lowers[j], uppers[j]
-        relu = network.layers[j].activation == "relu"
-        if relu:
-            unstable = (lo < 0) & (hi > 0)
-            offset = np.where(unstable, hi * -lo / np.where(unstable, hi - lo, 1.0), 0.0)
-            scores[j] = (np.abs(A) + 1e-12) * offset  # not a tolerance: a tie-breaking score
+        if layer.n_nonlinear:
+            # the layer's branch offsets (0 where a split would not help: never chosen)
+            scores[j] = (np.abs(A) + 1e-12) * layer.branch_offset(lo, hi)  # not a tolerance: a tie-breaking score
         else:
             scores[j] = np.zeros_like(lo)
         if j == 0:
             break
-        a_low, a_up, _ = relu_relaxation(lo, hi, relu)
-        A = (np.maximum(A, 0.0) * a_low + np.minimum(A, 0.0) * a_up) @ network.layers[j].weight
+        D, _ = layer.relaxation(lo, hi).lower(A)
+        A = layer.linear().backward(D)
     return scores
 
 
-def _clamp(lowers: list, uppers: list, rows: np.ndarray, layer: np.ndarray, neuron: np.ndarray,
-           active: bool) -> None:
+def _clamp(network: Network, lowers: list, uppers: list, rows: np.ndarray, layer: np.ndarray,
+           neuron: np.ndarray, active: bool) -> None:
     """Fix the phase of neuron ``neuron[i]`` of layer ``layer[i]`` in domain ``rows[i]`` (in place):
-    lower bound raised to 0 (active) or upper bound lowered to 0 (inactive)."""
+    lower bound raised to the layer's split point (0 for a ReLU: active) or upper bound lowered to
+    it (inactive)."""
     for k in np.unique(layer):
         sel = layer == k
         r, j = rows[sel], neuron[sel]
+        point = network.layers[k].split_point
         if active:
-            lowers[k][r, j] = np.maximum(lowers[k][r, j], 0.0)
+            lowers[k][r, j] = np.maximum(lowers[k][r, j], point)
         else:
-            uppers[k][r, j] = np.minimum(uppers[k][r, j], 0.0)
+            uppers[k][r, j] = np.minimum(uppers[k][r, j], point)
 
 
 class _Domains:
@@ -110,7 +108,7 @@ class _Domains:
     def __init__(self, network: Network, regions: list, opt_steps: int = OPT_STEPS, candidates: int = 1):
         self.network, self.regions, self.opt_steps, self.candidates = network, regions, opt_steps, candidates
         # the optimised bound needs an affine output layer (a ReLU output keeps the plain bound)
-        self.optimise = opt_steps > 0 and network.layers[-1].activation != "relu"
+        self.optimise = opt_steps > 0 and network.layers[-1].affine
         # every region's rows stacked: rows ``start[r]:start[r + 1]`` belong to region ``r``
         self.a_x = np.concatenate([r.a_x for r in regions])
         self.a_y = np.concatenate([r.a_y for r in regions])
@@ -185,7 +183,8 @@ class _Domains:
         hi_c = [u[rep] for u in uppers]
         for c in range(k):
             for half in (0, 1):
-                _clamp(lo_c, hi_c, (2 * c + half) * B + np.arange(B), layer[:, c], neuron[:, c], half == 0)
+                _clamp(self.network, lo_c, hi_c, (2 * c + half) * B + np.arange(B), layer[:, c], neuron[:, c],
+                       half == 0)
         row = rows_b[rep]
         lb, _, _ = optimised_bound(self.network.layers, lo_c, hi_c, lo[rep], hi[rep], self.a_x[row],
                                    self.a_y[row], LOOK_AHEAD_STEPS, keep=self.keep)
@@ -201,8 +200,8 @@ class _Domains:
         lo_c = [np.concatenate([l, l]) for l in lowers]
         hi_c = [np.concatenate([u, u]) for u in uppers]
         rows = np.arange(B)
-        _clamp(lo_c, hi_c, rows, layer, neuron, True)
-        _clamp(lo_c, hi_c, B + rows, layer, neuron, False)
+        _clamp(self.network, lo_c, hi_c, rows, layer, neuron, True)
+        _clamp(self.network, lo_c, hi_c, B + rows, layer, neuron, False)
         lo = np.broadcast_to(self.lo, (2 * B, self.lo.size))
         hi = np.broadcast_to(self.hi, (2 * B, self.hi.size))
         return batch_bounds(self.network, lo, hi, parent=(lo_c, hi_c), start=int(layer.min()) + 1,
@@ -238,8 +237,8 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
     if any(not (np.array_equal(r.lower, box[0]) and np.array_equal(r.upper, box[1])) for r in regions):
         raise ValueError("relu_branch_and_bound: the regions must share one input box")
     dom = _Domains(network, regions, opt_steps, candidates)
-    dom.keep = [np.flatnonzero(np.asarray(u) > 0) if batch_module.LEAVE_OUT_INACTIVE else np.arange(np.size(u))
-                for u in uppers[:-1]]
+    dom.keep = [live_outputs(layer, np.asarray(l), np.asarray(u))
+                for layer, l, u in zip(network.layers[:-1], lowers[:-1], uppers[:-1])]
     R = len(regions)
     n_bounded = 0
     stack = ArrayStack()

@@ -54,6 +54,6 @@ def seed_mlp_info() -> dict:
     info = dict(record)
     info["name"] = net.name
     info["sizes"] = tuple(net.sizes)
-    info["activations"] = tuple(layer.activation for layer in net.layers)
+    info["activations"] = tuple(layer.describe() for layer in net.layers)
     info["input_shape"] = tuple(net.input_shape)
     return info
