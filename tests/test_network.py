@@ -116,3 +116,61 @@ def test_one_input_shape_rule():
         # the problems take the same shapes: a 3x4 "image" for a 12-input network
         res = verify_robustness(net, x.reshape(3, 4), 0.01)
         assert np.array_equal(res.x, x)
+
+
+def test_layer_is_the_interface_and_builds_dense():
+    """``Layer(weight, bias, activation)`` builds the first kind (Dense); every kind is a Layer."""
+    from reluverify.model import KINDS, Dense
+
+    layer = Layer(np.ones((2, 3)), None, "relu")
+    assert type(layer) is Dense and isinstance(layer, Layer) and KINDS["dense"] is Dense
+    assert layer.activation == "relu" and layer.n_nonlinear == 2 and layer.monotone and layer.nonnegative
+    assert not layer.affine and layer.without_activation().affine
+    assert Layer(np.ones((2, 3)), None, "linear").n_nonlinear == 0
+
+
+def test_files_of_dense_networks_keep_the_version_1_layout(tmp_path):
+    """Dense-only networks are written exactly as before layers became objects (W{i}, b{i},
+    activations, version 1), so older reluverify reads them; the kinds are listed as well."""
+    net = Network.random([5, 4, 3], seed=2)
+    net.save(tmp_path / "net.npz")
+    with np.load(tmp_path / "net.npz") as d:
+        assert int(d["version"]) == 1 and list(d["activations"]) == ["relu", "linear"]
+        assert list(d["kinds"]) == ["dense", "dense"]
+        assert np.array_equal(d["W1"], net.layers[1].weight) and np.array_equal(d["b0"], net.layers[0].bias)
+        old = {k: d[k] for k in d.files if k != "kinds"}  # a file written before the kinds existed
+    np.savez(tmp_path / "old.npz", **old)
+    back = Network.load(tmp_path / "old.npz")
+    assert all(np.array_equal(a.weight, b.weight) for a, b in zip(back.layers, net.layers))
+
+
+def test_unknown_layer_kind_in_a_file(tmp_path):
+    net = Network.random([3, 2], seed=0)
+    net.save(tmp_path / "net.npz")
+    data = dict(np.load(tmp_path / "net.npz"))
+    data["kinds"] = np.array(["conv9d"])
+    data["version"] = np.array(2)
+    np.savez(tmp_path / "odd.npz", **data)
+    with pytest.raises(ModelFileError, match="layer kind 'conv9d' is not registered"):
+        Network.load(tmp_path / "odd.npz")
+    data["version"] = np.array(3)
+    np.savez(tmp_path / "newer.npz", **data)
+    with pytest.raises(ModelFileError, match="newer reluverify"):
+        Network.load(tmp_path / "newer.npz")
+
+
+def test_register_refuses_bad_kinds():
+    from reluverify.model import Dense, register
+
+    class Nameless(Dense):
+        kind = ""
+
+    with pytest.raises(ValueError, match="lower-case name"):
+        register(Nameless)
+
+    class Clash(Dense):
+        kind = "dense"
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(Clash)
+    assert register(Dense) is Dense  # registering a kind again is harmless

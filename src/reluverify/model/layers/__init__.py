@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import ModelFileError
 from .base import ACTIVE, INACTIVE, UNSTABLE, Layer, LinearMap, LpRows, MilpPlan, RowBlock, csr_rows, widen
-from .dense import Dense, DenseMap, affine_interval
+from .dense import Dense, DenseMap, affine_interval, dense_map
 from .elementwise import (
     ACTIVATIONS,
     ElementwiseActivation,
@@ -99,6 +99,6 @@ def layers_from_arrays(data, path: str) -> list:
 __all__ = [
     "ACTIVATIONS", "ACTIVE", "Dense", "DenseMap", "ElementwiseActivation", "ElementwiseLayer",
     "ElementwiseRelaxation", "INACTIVE", "Identity", "KINDS", "Layer", "LinearMap", "LpRows", "MilpPlan",
-    "ReLU", "RowBlock", "UNSTABLE", "affine_interval", "csr_rows", "get_kind", "layers_from_arrays",
+    "ReLU", "RowBlock", "UNSTABLE", "affine_interval", "csr_rows", "dense_map", "get_kind", "layers_from_arrays",
     "layers_to_arrays", "register", "widen",
 ]

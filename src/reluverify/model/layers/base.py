@@ -31,8 +31,9 @@ Shape and properties
     linear function of its input); ``monotone`` (``h_i = σ(z_i)`` with one nondecreasing ``σ``
     per entry, ``n_pre == n_out``: the order of outputs is the order of pre-activations, so an
     attack or a class-change row may work on the pre-activations of a monotone last layer, e.g.
-    a ReLU on the logits); ``nonnegative`` (every output is >= 0: a ReLU after it is the
-    identity); :meth:`describe` (a short name for reprs).
+    a ReLU on the logits; :meth:`without_activation` gives the affine layer computing the
+    pre-activations); ``nonnegative`` (every output is >= 0: a ReLU after it is the identity);
+    :meth:`describe` (a short name for reprs).
 
 Forward (float64, exact to rounding)
     :meth:`preactivation` ``h -> z``, :meth:`activate` ``z -> h``, :meth:`vjp` (the gradient of
@@ -166,6 +167,11 @@ class Layer(metaclass=_LayerMeta):
 
     def describe(self) -> str:
         return self.kind
+
+    def without_activation(self) -> "Layer":
+        """An affine layer computing this layer's pre-activations (for a ``monotone`` last layer:
+        class order and class-change rows are the same on them)."""
+        raise NotImplementedError(f"layer kind {self.kind!r} offers no affine version of itself")
 
     # ------------------------------------------------------------------ forward
     def preactivation(self, h: np.ndarray) -> np.ndarray:

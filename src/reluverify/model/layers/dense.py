@@ -59,6 +59,18 @@ class DenseMap:
         return csr_rows(self.weight, h_ids, extra_values, extra_ids)
 
 
+def dense_map(weight: np.ndarray, bias: np.ndarray, rows=None, cols=None) -> DenseMap:
+    """The :class:`DenseMap` of ``weight``/``bias`` restricted to ``rows`` (1-D, or 2-D: one
+    selection per box) and ``cols`` (None: all); for kinds whose linear part is a dense matrix."""
+    if rows is None:
+        return DenseMap(weight if cols is None else weight[:, cols], bias)
+    if cols is None:
+        return DenseMap(weight[rows], bias[rows])
+    if np.ndim(rows) > 1:
+        return DenseMap(weight[rows][..., cols], bias[rows])
+    return DenseMap(weight[np.ix_(rows, cols)], bias[rows])
+
+
 @dataclass(frozen=True)
 class Dense(ElementwiseLayer):
     """One affine map followed by an activation (``"relu"`` or ``"linear"``).
@@ -119,14 +131,10 @@ class Dense(ElementwiseLayer):
         return h @ self.weight.T + self.bias
 
     def linear(self, rows=None, cols=None) -> DenseMap:
-        W, b = self.weight, self.bias
-        if rows is None:
-            return DenseMap(W if cols is None else W[:, cols], b)
-        if cols is None:
-            return DenseMap(W[rows], b[rows])
-        if np.ndim(rows) > 1:
-            return DenseMap(W[rows][..., cols], b[rows])
-        return DenseMap(W[np.ix_(rows, cols)], b[rows])
+        return dense_map(self.weight, self.bias, rows, cols)
+
+    def without_activation(self) -> "Dense":
+        return Dense(self.weight, self.bias, "linear")
 
     def interval(self, lo: np.ndarray, hi: np.ndarray) -> tuple:
         return affine_interval(self.weight, self.bias, lo, hi)
