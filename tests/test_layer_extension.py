@@ -364,3 +364,15 @@ def test_verify_robustness_on_the_leaky_network():
     if "not" in str(big.verdict).lower():
         adv = big.x_adv
         assert np.max(np.abs(adv - x)) <= 0.3 + 1e-9 and int(np.argmax(net.forward(adv))) != label
+
+
+def test_the_worked_example_in_the_docs_is_this_code():
+    """docs/architecture.md shows the kind above verbatim."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    src = (root / "tests" / "test_layer_extension.py").read_text()
+    code = re.search(r"^# -+ the kind\n(.*?)^# -+ networks\n", src, re.S | re.M).group(1).strip("\n")
+    doc = (root / "docs" / "architecture.md").read_text()
+    assert "```python\n" + code + "\n```" in doc
