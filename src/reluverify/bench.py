@@ -304,6 +304,7 @@ def plot_times(report: BenchReport, path) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return None
     images = sorted(report.agreement)
@@ -319,6 +320,8 @@ def plot_times(report: BenchReport, path) -> str | None:
         ax.bar(xs, ts, width=width, label=s)
     ax.axhline(report.time_limit, color="grey", linestyle="--", linewidth=0.8, label="time limit")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(range(len(images)))
     ax.set_xticklabels([str(i) for i in images])
     ax.set_xlabel("MNIST test image")
