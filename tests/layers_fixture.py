@@ -6,7 +6,7 @@ arrays MILP, the attacks' gradients and a few ``check_property`` answers. It use
 existed before layers became objects, so the same function runs on the old code:
 
     git worktree add /tmp/rv_before 678277f   # the commit before layers-as-objects
-    cd /tmp/rv_before && PYTHONPATH=src RELUVERIFY_BENCHMARKS=/path/to/benchmarks \\
+    cd /tmp/rv_before && OPENBLAS_NUM_THREADS=1 PYTHONPATH=src RELUVERIFY_BENCHMARKS=/path/to/benchmarks \\
         python /path/to/tests/layers_fixture.py tests/fixtures/layers_before.npz
 
 writes the fixture (``tests/fixtures/layers_before.npz``, with its provenance), and

@@ -62,7 +62,7 @@ class Bounds(ShortRepr):
     def summary(self) -> str:
         counts = self.unstable_counts()
         relu_layers = [k for k, layer in enumerate(self.network.layers) if layer.n_nonlinear]
-        per_layer = ", ".join(f"layer {k}: {counts[k]}/{self.network.layers[k].n_out}" for k in relu_layers)
+        per_layer = ", ".join(f"layer {k}: {counts[k]}/{self.network.layers[k].n_pre}" for k in relu_layers)
         return (
             f"{self.method} bounds in {self.time_s * 1e3:.1f} ms: {self.n_unstable} of "
             f"{self.network.n_relu} ReLUs unstable ({per_layer})"

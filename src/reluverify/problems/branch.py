@@ -67,22 +67,27 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
     L = len(network.layers)
     last = network.layers[-1]
     A = np.asarray(a_y, dtype=np.float64)
+    rows = None
     if not last.affine:
-        A, _ = last.relaxation(lowers[L - 1], uppers[L - 1]).lower(A)
-    A = last.linear().backward(A)  # coefficients of h_{L-2}
+        rel = last.relaxation(lowers[L - 1], uppers[L - 1])
+        A, _ = rel.lower(A)
+        rows = rel.pre_index
+    A = last.linear(rows=rows).backward(A)  # coefficients of h_{L-2}
     scores: list = [None] * (L - 1)
     for j in range(L - 2, -1, -1):
         layer = network.layers[j]
         lo, hi = lowers[j], uppers[j]
-        if layer.n_nonlinear:
-            # the layer's branch offsets (0 where a split would not help: never chosen)
+        if layer.n_nonlinear and layer.n_pre == layer.n_out:
+            # the layer's branch offsets (0 where a split would not help: never chosen); kinds whose
+            # pre-activations are not their outputs (MaxPool) are not split here
             scores[j] = (np.abs(A) + 1e-12) * layer.branch_offset(lo, hi)  # not a tolerance: a tie-breaking score
         else:
             scores[j] = np.zeros_like(lo)
         if j == 0:
             break
-        D, _ = layer.relaxation(lo, hi).lower(A)
-        A = layer.linear().backward(D)
+        rel = layer.relaxation(lo, hi)
+        D, _ = rel.lower(A)
+        A = layer.linear(rows=rel.pre_index).backward(D)
     return scores
 
 

@@ -74,10 +74,11 @@ The linear relaxation: :meth:`relaxation` ``(zl, zu, keep=None, parallel=False) 
     (per-entry lines ``a_low z + b_low <= h <= a_up z + b_up``, with the entries whose lower line
     may be any ``alpha z``, ``alpha`` in a range: the free parameters of optimised bounds).
 
-Branching (optional)
+Branching (optional; elementwise kinds)
     :meth:`branch_offset` (per pre-activation entry, what its relaxation gives away; 0 where
     splitting would not help: such entries are never split) and ``split_point`` (a split clamps
-    ``zl`` up or ``zu`` down to it). The default offers no split.
+    ``zl`` up or ``zu`` down to it). The default offers no split; ReLU branching leaves kinds with
+    ``n_pre != n_out`` alone.
 
 The MILP (exact, given sound pre-activation bounds)
     :meth:`milp_plan` ``(zl, zu, last) -> MilpPlan``: which outputs get a continuous variable and
