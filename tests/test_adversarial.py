@@ -18,7 +18,7 @@ from conftest import ALL_SOLVERS
 from reluverify import Box, InputError, Network, UnknownSolverError
 from reluverify.check import check_witness, class_gap, distances, target_gap
 from reluverify.domain import Perturbation
-from reluverify.problems.adversarial import AdversarialModel, max_confidence, minimal_distortion, verify_robustness
+from reluverify.problems import AdversarialModel, max_confidence, minimal_distortion, verify_robustness
 from reluverify.results import Status, Verdict
 from reluverify.tolerances import DEFAULT_MARGIN
 
@@ -242,7 +242,7 @@ def test_verify_robustness_linf_matches_oracle(attack):
         c = int(np.argmax(net.forward(x)))
         lo, hi = oracle.linf_ball(x, eps)
         truth = oracle.max_gap(net, c, lo, hi)
-        res = verify_robustness(net, x, eps, attack=attack, time_limit=60)
+        res = verify_robustness(net, x, eps, attack=attack, time_limit=60, **({} if attack else {"split": False, "branch": False}))
         _check_verify(net, x, c, res, truth, lo, hi, f"seed {seed} eps {eps}: oracle gap {truth.value}, {res.summary()}")
         verdicts[res.verdict] += 1
         milp_decided += bool(res.solves) and res.verdict != Verdict.UNKNOWN
@@ -442,7 +442,7 @@ def test_verify_robustness_status_paths(norm, hard):
     eps = {"linf": 0.1, "l1": 2.0, "l0": 6}[norm]
     for limit in (1e-3, 0.05):
         res = verify_robustness(net, x, eps, norm, perturbation=None if norm == "linf" else HARD_CAP, attack=False,
-                                time_limit=limit, bound_method="interval")
+                                time_limit=limit, bound_method="interval", branch=False)  # the MILP path
         assert res.verdict == Verdict.UNKNOWN, res.summary()
         assert res.x_adv is None
 
@@ -513,8 +513,12 @@ def test_fabricated_solver_witness_is_not_reported(monkeypatch):
     assert objectives and res.distance not in objectives
     assert res.lower_bound <= honest[0].distance + 1e-9  # the bound is still the solver's proven one
     assert "rejected" in res.message
-    # verification with the attack off: only the (fake) MILP points are offered
-    res = verify_robustness(net, x, big, attack=False)
+    # verification with the attack and the branching off: only the (fake) MILP points are offered
+    from reluverify.engine.milp import NetworkMilp
+
+    real_solve = NetworkMilp.solve
+    monkeypatch.setattr(NetworkMilp, "solve", lambda self, t: (real_solve(self, t)[0], x.copy()))
+    res = verify_robustness(net, x, big, attack=False, split=False, branch=False)
     assert res.verdict == Verdict.UNKNOWN and res.x_adv is None, res.summary()
     res = max_confidence(net, x, t, budget=float(x.size))
     assert res.verdict == Verdict.UNKNOWN and res.objective is None and res.x_adv is None, res.summary()
@@ -537,7 +541,8 @@ _SEED_INSTANCES = [(0, 0.01), (1, 0.01), (2, 0.01),  # the easy radius (bounds m
 def _seed_verify(net, data, i, eps, solver):
     x, y = data.x_test[i], int(data.y_test[i])
     # interval bounds leave work to the MILPs (symbolic bounds decide most of these alone)
-    res = verify_robustness(net, x, eps, label=y, solver=solver, attack=False, time_limit=120, bound_method="interval")
+    res = verify_robustness(net, x, eps, label=y, solver=solver, attack=False, time_limit=120, bound_method="interval",
+                            branch=False)
     assert res.verdict in (Verdict.ROBUST, Verdict.NOT_ROBUST), f"image {i} eps {eps}: {res.summary()}"
     if res.verdict == Verdict.NOT_ROBUST:
         assert_witness(net, res, y, np.maximum(x.ravel() - eps, 0), np.minimum(x.ravel() + eps, 1))
@@ -639,5 +644,5 @@ def test_typed_errors():
 def test_hard_instance_is_robust(hard):
     """The premise of the ``unknown`` tests: with time, the hard instance is proven robust."""
     net, x, c, _ = hard
-    res = verify_robustness(net, x, 0.1, attack=False, time_limit=120, bound_method="interval")
+    res = verify_robustness(net, x, 0.1, attack=False, time_limit=120, bound_method="interval", branch=False)
     assert res.verdict == Verdict.ROBUST and len(res.solves) >= 3, res.summary()

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, seed, settings
 
 import oracle
 from reluverify import Network
-from reluverify.problems.adversarial import max_confidence, minimal_distortion, verify_robustness
+from reluverify.problems import max_confidence, minimal_distortion, verify_robustness
 from reluverify.results import Status, Verdict
 from reluverify.solvers import available_solvers
 from reluverify.tolerances import DEFAULT_MARGIN
@@ -51,7 +51,14 @@ def _raise_in_contrib(monkeypatch, solver_name, exc):
 
 
 def crash_highs(monkeypatch, tmp_path):
+    """HiGHS crashes, through Pyomo and through the array path the engine uses."""
     _raise_in_contrib(monkeypatch, "highs", RuntimeError("simulated HiGHS crash"))
+    from reluverify.solvers.highs import HighsArrayModel
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("simulated HiGHS crash")
+
+    monkeypatch.setattr(HighsArrayModel, "_run", broken)
     return "highs"
 
 
@@ -176,7 +183,8 @@ def check_faulty_answers(solver, hard, stats, methods=("interval",)):
         # robust at 0.8 r, not robust at 1.25 r: a broken solver must give unknown (or, for the
         # larger radius, a re-checked witness could only come from the solver, and there is none)
         for eps, truth_robust in ((0.8 * r, True), (1.25 * r, False)):
-            res = verify_robustness(net, x, eps, solver=solver, attack=False, bound_method=bm, time_limit=30)
+            res = verify_robustness(net, x, eps, solver=solver, attack=False, bound_method=bm, time_limit=30,
+                                    split=False, branch=False)  # the solver's path, where the faults are
             if res.verdict == Verdict.ROBUST:  # by bounds alone, or by solves that all finished
                 assert truth_robust and not any(s.status == Status.ERROR for s in res.solves), res.summary()
             assert res.verdict != Verdict.NOT_ROBUST or not truth_robust
@@ -197,7 +205,8 @@ def check_faulty_answers(solver, hard, stats, methods=("interval",)):
         stats[f"confidence_{mc.verdict}"] += 1
     # the hard instance: robust, no witness exists; a broken solver can only give unknown
     net, x, c, t = hard
-    res = verify_robustness(net, x, 0.1, solver=solver, attack=False, bound_method="interval", time_limit=60)
+    res = verify_robustness(net, x, 0.1, solver=solver, attack=False, bound_method="interval", time_limit=60,
+                            branch=False)
     assert res.verdict in (Verdict.UNKNOWN, Verdict.ROBUST) and res.x_adv is None, res.summary()
     if res.verdict == Verdict.ROBUST:
         assert not any(s.status == Status.ERROR for s in res.solves)
@@ -237,7 +246,8 @@ def test_time_limit_gives_unknown_with_bounds(solver, hard, record_property):
     _needs(solver)
     net, x, c, t = hard
     for limit in (1e-3, 0.05):
-        res = verify_robustness(net, x, 0.1, solver=solver, attack=False, time_limit=limit, bound_method="interval")
+        res = verify_robustness(net, x, 0.1, solver=solver, attack=False, time_limit=limit, bound_method="interval",
+                                branch=False)
         assert res.verdict == Verdict.UNKNOWN and res.x_adv is None, res.summary()
         md = minimal_distortion(net, x, "linf", solver=solver, perturbation=HARD_CAP, time_limit=limit,
                                 bound_method="interval", attack=False)

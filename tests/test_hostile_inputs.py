@@ -26,7 +26,7 @@ from reluverify.errors import (
     DatasetError, InputError, LicenseLimitError, ModelFileError, NetworkError, ReluVerifyError,
     SolveError, SolverNotAvailableError, UnknownSolverError, UnsupportedLayerError,
 )
-from reluverify.problems.adversarial import max_confidence, minimal_distortion, verify_robustness
+from reluverify.problems import max_confidence, minimal_distortion, verify_robustness
 
 solve_module = importlib.import_module("reluverify.solvers")  # the registry (reluverify.solve is the function)
 NET = Network.random([4, 5, 3], seed=11)

@@ -28,9 +28,8 @@ import pytest
 
 from reluverify import Network
 from reluverify.check import class_gap, target_gap
-from reluverify.problems.adversarial import (
-    MAX_TRUSTED_BIG_M, max_confidence, minimal_distortion, verify_robustness,
-)
+from reluverify.problems import max_confidence, minimal_distortion, verify_robustness
+from reluverify.tolerances import MAX_TRUSTED_BIG_M
 from reluverify.problems.prototype import class_prototype
 from reluverify.problems.universal import universal_perturbation
 from reluverify.results import Verdict

@@ -45,7 +45,7 @@ import oracle
 from reluverify import Box, LicenseLimitError, Network, Status
 from reluverify.check import class_gap, distances, target_gap
 from reluverify.domain import Perturbation
-from reluverify.problems.adversarial import max_confidence, minimal_distortion, verify_robustness
+from reluverify.problems import max_confidence, minimal_distortion, verify_robustness
 from reluverify.problems.inference import infer
 from reluverify.results import Verdict
 from reluverify.solvers import available_solvers

@@ -131,6 +131,7 @@ class AdversarialResult(ShortRepr):
     checks: dict = field(default_factory=dict)
     bounds_summary: str = ""
     message: str = ""
+    stats: dict = field(default_factory=dict)  # what the engine's stages did (counts, timings)
 
     @property
     def found(self) -> bool:

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from ..bounds import LPBounds, OptimisedBounds, compute_bounds
+from ..bounds import LPBounds, OptimisedBounds, compute_bounds, get_strategy
 from ..check import solver_proof
 from ..errors import InputError
 from ..results import PropertyResult, PropertyVerdict, Status
@@ -51,17 +51,19 @@ BRANCH_TIME_SHARE = 0.5
 
 def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60.0, split: str | bool = "auto",
            bound_method: str = "lp", threads: int | None = None, seed: int = 0, attack: bool = True,
-           branch: str | bool = "auto") -> PropertyResult:
+           branch: str | bool = "auto", screen: str = "symbolic") -> PropertyResult:
     """Decide ``query``: ``sat`` (a checked witness), ``unsat`` (a proof), ``timeout`` or ``unknown``.
 
     ``split``/``branch``: ``"auto"``, ``True`` or ``False`` for input splitting and ReLU branch and
     bound (both need box-shaped input sets); ``bound_method``: the strategy whose bounds the MILP
-    uses (``"lp"``: symbolic, then LP on still-unstable neurons); ``attack=False`` skips
+    uses (``"lp"``: symbolic, then LP on still-unstable neurons) and ``screen`` the one of stage 1
+    (``"symbolic"``; ``"interval"`` is cheaper and weaker); ``attack=False`` skips
     falsification. ``stats`` of the result holds counts and timings per stage.
     """
     from ..problems.branch import relu_branch_and_bound  # the branching stage (imports the engine's helpers)
 
     network, prop = query.network, query.prop
+    proof = query.proof_regions  # what a proof must rule out (the rows raised by the query's proof slack)
     solver = _check_name(solver)
     if time_limit is not None and not float(time_limit) > 0:
         raise InputError(f"time_limit must be positive (seconds), got {time_limit}")
@@ -69,6 +71,9 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         raise InputError(f"split must be 'auto', True or False, got {split!r}")
     if branch not in ("auto", True, False):
         raise InputError(f"branch must be 'auto', True or False, got {branch!r}")
+    for method in (bound_method, screen):  # unknown names are typed errors before any work
+        if method not in ("lp", "optimised"):
+            get_strategy(method)
     deadline = Clock(time_limit)
     stats: dict = {"regions": len(prop.regions)}
     checker = Witnesses(query)
@@ -104,11 +109,11 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
     remaining = []
     guides: dict = {}  # region -> input coefficients of its tightest row's lower bound
     for i in live:
-        region = prop.regions[i]
+        region = proof[i]
         if region.n_rows == 0:
             remaining.append(i)
             continue
-        lb, A = region_rows_lb(network, region_bounds(region, "symbolic"), region, with_coefficients=True)
+        lb, A = region_rows_lb(network, region_bounds(region, screen), region, with_coefficients=True)
         if not np.any(lb > region.b):
             remaining.append(i)
             guides[i] = A[int(np.argmax(lb - region.b))]
@@ -140,7 +145,7 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         t0 = time.perf_counter()
         undecided = []
         for i in remaining:
-            status, chk = split_portfolio(network, prop.regions[i], checker, deadline, stats)
+            status, chk = split_portfolio(network, proof[i], checker, deadline, stats)
             if status == "sat":
                 stats["split_s"] = time.perf_counter() - t0
                 return done("sat", "split", chk)
@@ -165,7 +170,7 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         # serve one region at a time while every domain pays for all of them)
         order = []
         for i in remaining:
-            region = prop.regions[i]
+            region = proof[i]
             if region.n_rows == 0:  # nothing to rule out
                 undecided.append(i)
                 continue
@@ -174,7 +179,7 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
             if gap <= 0:
                 order.append((-gap, i))
         for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
-            region = prop.regions[i]
+            region = proof[i]
             root = region_bounds(region, "optimised")
             budget = Clock(max(0.1, BRANCH_TIME_SHARE * deadline.remaining() / n_left))
             status, chk, _ = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget,
@@ -197,8 +202,10 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
     t0 = time.perf_counter()
     timed_out = False
     untrusted: list = []
+    # the proof MILP asks for the region widened by VERIFY_SLACK beyond b, at least
+    proof_shift = max(VERIFY_SLACK - query.proof_slack, 0.0)
     for i in remaining:
-        region = prop.regions[i]
+        region = proof[i]
         if deadline.expired():
             timed_out = True
             break
@@ -209,13 +216,14 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         if left <= 0:
             timed_out = True
             break
-        res, x, big = reachable(network, bounds, region, VERIFY_SLACK, solver, left, threads, query.inputs)
+        res, x, big = reachable(network, bounds, region, proof_shift, solver, left, threads, query.inputs)
         stats.setdefault("milp", []).append((i, str(res.status), round(res.wall_time, 3)))
-        proof = solver_proof(res, big)
-        if proof.infeasible:
+        stats.setdefault("solves", []).append(res)
+        verdict = solver_proof(res, big)
+        if verdict.infeasible:
             continue
         if res.status == Status.INFEASIBLE:  # claimed, not trusted
-            untrusted.append(proof.note)
+            untrusted.append(verdict.note)
             continue
         if res.status == Status.TIME_LIMIT and x is None:
             timed_out = True
@@ -232,8 +240,9 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
             left = deadline.remaining()
             if left <= 0:
                 break
-            res, x, _ = reachable(network, bounds, region, -margin, solver, left, threads, query.inputs)
+            res, x, _ = reachable(network, bounds, prop.regions[i], -margin, solver, left, threads, query.inputs)
             stats["milp"].append((i, f"margin {margin:g}: {res.status}", round(res.wall_time, 3)))
+            stats["solves"].append(res)
             if x is not None:
                 chk = checker(x, region)
                 if chk is not None:

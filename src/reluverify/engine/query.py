@@ -24,6 +24,9 @@ class Query:
     ``strict``: a witness must meet its rows strictly (a class *change*: a tie is not one).
     ``reference(x) -> y``: the source model (onnxruntime, Keras ...) that must confirm a witness.
     ``extra(x) -> str | None``: anything else a witness must satisfy (checked, never encoded).
+    ``proof_slack``: a region counts as unreachable only when its rows provably stay above
+    ``b + proof_slack`` (robustness: no wrong class may come within ``VERIFY_SLACK`` of the true
+    one; a point in between is neither a witness nor a proof).
     """
 
     network: Network
@@ -32,6 +35,7 @@ class Query:
     strict: bool = False
     reference: object = None
     extra: object = None
+    proof_slack: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.prop, Property):
@@ -41,6 +45,24 @@ class Query:
         if self.inputs is not None and self.inputs.hull().size != self.network.n_inputs:
             raise InputError(f"the input set has {self.inputs.hull().size} values, the network takes "
                              f"{self.network.n_inputs}")
+
+    @property
+    def proof_regions(self) -> tuple:
+        """The regions as proofs see them: ``b`` raised by ``proof_slack``."""
+        if not self.proof_slack:
+            return self.prop.regions
+        if getattr(self, "_proof_regions", None) is None:
+            self._proof_regions = tuple(Region(r.lower, r.upper, r.a_x, r.a_y, r.b + self.proof_slack)
+                                        for r in self.prop.regions)
+        return self._proof_regions
+
+    def region_index(self, region: Region) -> int:
+        """The index of ``region`` (one of ``prop.regions`` or of :attr:`proof_regions`)."""
+        for regions in (self.prop.regions, self.proof_regions):
+            for i, r in enumerate(regions):
+                if r is region:
+                    return i
+        raise InputError("the region is not one of this query's")
 
     @property
     def boxes_only(self) -> bool:
@@ -69,7 +91,8 @@ class Witnesses:
 
     def __call__(self, x: np.ndarray, region: Region):
         q = self.query
-        idx = next(i for i, r in enumerate(q.prop.regions) if r is region)
+        idx = q.region_index(region)
+        region = q.prop.regions[idx]
         x = np.clip(np.asarray(x, dtype=np.float64), region.lower, region.upper)
         if q.inputs is not None:
             x = q.inputs.fit(x)

@@ -1,8 +1,9 @@
 """Problems built on a network block: each adds its objective/constraints and returns a result."""
 
-from .adversarial import AdversarialModel, max_confidence, minimal_distortion, verify_robustness
+from .adversarial import AdversarialModel, max_confidence, minimal_distortion
 from .inference import build_inference_model, infer
 from .prototype import class_prototype
+from .robustness import verify_robustness
 from .universal import UniversalModel, UniversalResult, universal_perturbation
 
 __all__ = [

@@ -17,7 +17,7 @@ from .l1 import L1Ball, project_l1
 from .linf import LinfBall
 
 #: norm name -> its ball class; the one place a norm is looked up by name
-NORMS = {"linf": LinfBall, "l1": L1Ball, "l0": L0Ball}
+NORMS = {"l1": L1Ball, "linf": LinfBall, "l0": L0Ball}
 
 
 def check_norm(norm) -> str:
