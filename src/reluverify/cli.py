@@ -103,6 +103,7 @@ def solvers(args) -> int:
         problem = None if ok else solver_problem(name)
         _say(f"{name:7s} " + ("available" if ok else f"broken    -> {problem}" if problem
                               else f"missing   -> {get_backend(name).install_hint}"))
+    _say("pyomo:NAME any other MILP solver Pyomo can find, by its Pyomo name (e.g. pyomo:glpk)")
     return 0
 
 
