@@ -88,8 +88,16 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     b_up = [rel.b_up for rel in rels]
     b_low = [rel.b_low for rel in rels]
     alpha = [np.broadcast_to(rel.a_low, (B, rel.a_low.shape[-1])).copy() for rel in rels]
-    alpha_lo = [np.where(rel.free, rel.free_min, rel.a_low) for rel in rels]
-    alpha_hi = [np.where(rel.free, rel.free_max, rel.a_low) for rel in rels]
+    # the slopes' range: [free_min, free_max] for free neurons; the others never move (zero
+    # gradient), so the scalar range serves whenever their slopes lie inside it (a ReLU's 0 or 1)
+    alpha_lo, alpha_hi = [], []
+    for rel in rels:
+        if np.all(rel.free | ((rel.a_low >= rel.free_min) & (rel.a_low <= rel.free_max))):
+            alpha_lo.append(rel.free_min)
+            alpha_hi.append(rel.free_max)
+        else:
+            alpha_lo.append(np.where(rel.free, rel.free_min, rel.a_low))
+            alpha_hi.append(np.where(rel.free, rel.free_max, rel.a_low))
     beta = [np.zeros((B, keep[j].size)) for j in range(H)]
     if start is not None:  # warm start (e.g. from the parent domain's parameters)
         for j in range(H):

@@ -70,7 +70,7 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
     rows = None
     if not last.affine:
         rel = last.relaxation(lowers[L - 1], uppers[L - 1])
-        A, _ = rel.lower(A)
+        A, _ = rel.lower(A, offset=False)
         rows = rel.pre_index
     A = last.linear(rows=rows).backward(A)  # coefficients of h_{L-2}
     scores: list = [None] * (L - 1)
@@ -86,7 +86,7 @@ def split_scores(network: Network, lowers: list, uppers: list, a_y: np.ndarray) 
         if j == 0:
             break
         rel = layer.relaxation(lo, hi)
-        D, _ = rel.lower(A)
+        D, _ = rel.lower(A, offset=False)
         A = layer.linear(rows=rel.pre_index).backward(D)
     return scores
 

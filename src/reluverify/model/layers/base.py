@@ -66,7 +66,8 @@ The linear relaxation: :meth:`relaxation` ``(zl, zu, keep=None, parallel=False) 
     ``lower(A) -> (D, c)`` with ``A·h >= D·z + c`` and ``upper(A) -> (D, c)`` with
     ``A·h <= D·z + c`` for every ``h = σ(z)``, ``zl <= z <= zu`` (``D`` on the pre-activation
     entries ``pre_index``, None meaning the same entries as ``keep``), and ``lower_stacked(A)``
-    (the same bound, evaluated in the form the batched strategies use). A MaxPool kind returns its
+    (the same bound, evaluated in the form the batched strategies use); ``lower(A, offset=False)``
+    may skip ``c`` (returned as None) for callers that need only ``D``. A MaxPool kind returns its
     own relaxation object (``h_w >= z_i`` for the window's inputs, an upper bound from the window's
     bounds), with ``pre_index`` naming the window inputs, and ``elementwise = False``; the
     optimised bound (slopes and multipliers) then leaves the layer at its plain relaxation.

@@ -55,10 +55,13 @@ class ElementwiseRelaxation:
     pre_index: np.ndarray | None = None  # None: the same entries as the coefficients' columns
     elementwise = True
 
-    def lower(self, A: np.ndarray) -> tuple:
-        """``(D, c)`` with ``A·h >= D·z + c``: the lower line where ``A > 0``, the upper where ``A < 0``."""
+    def lower(self, A: np.ndarray, offset: bool = True) -> tuple:
+        """``(D, c)`` with ``A·h >= D·z + c``: the lower line where ``A > 0``, the upper where
+        ``A < 0`` (``c`` None with ``offset=False``, for callers that need only ``D``)."""
         pos, neg = np.maximum(A, 0.0), np.minimum(A, 0.0)
         D = pos * _lift(self.a_low, A) + neg * _lift(self.a_up, A)
+        if not offset:
+            return D, None
         c = _dot(neg, self.b_up)
         if self.b_low is not None:
             c = c + _dot(pos, self.b_low)
