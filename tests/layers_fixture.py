@@ -17,7 +17,6 @@ exactly, large ones by SHA-256 of their bytes, answers as strings.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +32,9 @@ def digest(a: np.ndarray) -> str:
 
 
 def _benchmarks() -> Path:
-    env = os.environ.get("RELUVERIFY_BENCHMARKS", "").strip()
-    return Path(env).expanduser().resolve() if env else Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+    from conftest import benchmarks_dir  # the one place that knows where the benchmark files are
+
+    return benchmarks_dir()
 
 
 def _networks():
