@@ -28,8 +28,7 @@ from _common import VNNCOMP, machine  # noqa: E402
 
 from reluverify import check_property, from_onnx, read_vnnlib  # noqa: E402
 from reluverify.bounds import LPBounds, OptimisedBounds, compute_bounds  # noqa: E402
-from reluverify.bounds import batch as batch_module  # noqa: E402
-from reluverify.problems import branch as branch_module  # noqa: E402
+from reluverify.engine.options import Tuning  # noqa: E402
 from reluverify.domain import Box  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -43,9 +42,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--instances", default=DEFAULT, help="comma list of NET:PROP (e.g. 256x4:prop_8_0.03)")
     ap.add_argument("--ablation", action="store_true",
-                    help="also branch with inactive neurons kept in every walk (reluverify.bounds.batch."
-                         "LEAVE_OUT_INACTIVE off) and with cold starts of the optimised bound "
-                         "(reluverify.problems.branch.WARM_START off), to measure what each gains")
+                    help="also branch with inactive neurons kept in every walk (Tuning(leave_out_inactive="
+                         "False)) and with cold starts of the optimised bound "
+                         "(Tuning(warm_start=False)), to measure what each gains")
     args = ap.parse_args()
     root = VNNCOMP / "mnist_fc"
     if not root.exists():
@@ -67,11 +66,8 @@ def main() -> int:
         if args.ablation:
             arms += [("branch_all_neurons", True, False, True), ("branch_cold", True, True, False)]
         for name, branch, leave_out, warm in arms:
-            batch_module.LEAVE_OUT_INACTIVE, branch_module.WARM_START = leave_out, warm
-            try:
-                res = check_property(net, prop, time_limit=args.timeout, branch=branch)
-            finally:
-                batch_module.LEAVE_OUT_INACTIVE, branch_module.WARM_START = True, True
+            res = check_property(net, prop, time_limit=args.timeout, branch=branch,
+                                 tuning=Tuning(leave_out_inactive=leave_out, warm_start=warm))
             row[f"{name}_verdict"] = str(res.verdict)
             row[f"{name}_method"] = res.method
             row[f"{name}_s"] = round(res.time_s, 2)

@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     # 4. maximal confidence under L1 <= 6 --------------------------------------------------------
     t = time.perf_counter()
     target = 4  # the class the notebook's minimal change landed on
-    r = max_confidence(net, x, target=target, budget=6.0, budget_norm="l1", objective="logit",
+    r = max_confidence(net, x, target=target, eps=6.0, norm="l1", objective="logit",
                        label=y, time_limit=lim["max_confidence"])
     N["max_confidence"] = adv_numbers(r)
     N["max_confidence"]["target"] = target
@@ -276,7 +276,7 @@ def main(argv=None) -> int:
             f"{softmax(r.adv_logits)[target]:.6f}, L1 used {r.distances['l1']:.4f}")
     say(f"    {r.message}")
     # the same budget, the margin over every other class as the objective (a confident answer)
-    r = max_confidence(net, x, target=target, budget=6.0, budget_norm="l1", objective="margin",
+    r = max_confidence(net, x, target=target, eps=6.0, norm="l1", objective="margin",
                        label=y, time_limit=lim["max_confidence"])
     N["max_margin"] = adv_numbers(r)
     N["max_margin"]["target"] = target

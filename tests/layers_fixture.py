@@ -96,7 +96,7 @@ def _batch_values(out, tag, net, box, rng, optimise: bool):
     from reluverify.bounds.batch import batch_bounds, batch_linear_bounds
     from reluverify.bounds.optimised import optimised_bound
     from reluverify.problems.attack import backpropagate, gap_gradient, pgd_attack
-    from reluverify.problems.branch import split_scores
+    from reluverify.engine.branch import split_scores
 
     n = net.n_inputs
     B = 5

@@ -295,7 +295,7 @@ def test_max_confidence_retry_loses_almost_nothing():
     the retry used a 10x margin and lost 3.3e-3 of the logit."""
     net, x = _case_v2(204)
     exact = oracle.max_logit(net, x, 2, budget=1.0, margin=DEFAULT_MARGIN)
-    res = max_confidence(net, x, 2, budget=1.0)
+    res = max_confidence(net, x, 2, eps=1.0)
     assert res.verdict == Verdict.FOUND
     assert exact.value - 1e-5 <= res.objective <= exact.value + 1e-6, (res.objective, exact.value)
     assert res.objective_bound >= exact.value - 1e-9
@@ -317,7 +317,7 @@ def test_max_confidence_matches_oracle():
             t, budget = int(np.argsort(-logits)[1]), float(rng.choice([0.3, 0.6, 1.0]))
         exact = oracle.max_logit(net, x, t, budget=budget)  # target wins by > 0
         exact_m = oracle.max_logit(net, x, t, budget=budget, margin=DEFAULT_MARGIN)  # by the margin
-        res = max_confidence(net, x, t, budget=budget, time_limit=60)
+        res = max_confidence(net, x, t, eps=budget, time_limit=60)
         where = f"seed {seed}: oracle {exact.value}/{exact_m.value}, {res.summary()}"
         if exact_m.feasible:
             assert res.verdict == Verdict.FOUND, where
@@ -409,7 +409,7 @@ def test_minimal_distortion_status_paths(norm, targeted, hard):
     t = hard_target if targeted else None
     for limit in (1e-3, 0.05):  # 1e-3: used up before any solve; 0.05: the solver hits the limit
         res = minimal_distortion(net, x, norm, target=t, perturbation=HARD_CAP, time_limit=limit,
-                                 bound_method="interval", attack=False)
+                                 bound_method="interval", attack=False, branch=False)  # the MILP path
         assert res.verdict == Verdict.UNKNOWN, res.summary()
         assert res.x_adv is None and res.distance is None
         assert res.lower_bound is not None and res.lower_bound < math.inf
@@ -449,15 +449,15 @@ def test_verify_robustness_status_paths(norm, hard):
 
 def test_max_confidence_status_paths(hard):
     net, x, c, t = _found_case(True)
-    res = max_confidence(net, x, t, budget=float(x.size))
+    res = max_confidence(net, x, t, eps=float(x.size))
     assert res.verdict == Verdict.FOUND
     assert_witness(net, res, c, 0.0, 1.0, t, DEFAULT_MARGIN)
     net, x, c, t, pert = _robust_case(True)
-    res = max_confidence(net, x, t, budget=0.2, perturbation=pert)
+    res = max_confidence(net, x, t, eps=0.2, perturbation=pert)
     assert res.verdict == Verdict.ROBUST and res.x_adv is None
     net, x, _, t = hard
     for limit in (1e-3, 0.05):  # 1e-3: the time is used up before the solver runs
-        res = max_confidence(net, x, t, budget=5.0, perturbation=HARD_CAP, time_limit=limit, bound_method="interval")
+        res = max_confidence(net, x, t, eps=5.0, perturbation=HARD_CAP, time_limit=limit, bound_method="interval")
         assert res.verdict == Verdict.UNKNOWN and res.x_adv is None and res.objective is None, res.summary()
 
 
@@ -503,9 +503,13 @@ def test_fabricated_solver_witness_is_not_reported(monkeypatch):
     net, x, c, t = _found_case(True)
     big = 1.5 * oracle.min_distortion(net, x, c, "linf").value
     honest = [minimal_distortion(net, x, "l1", attack=False), verify_robustness(net, x, big, attack=False),
-              max_confidence(net, x, t, budget=float(x.size))]
+              max_confidence(net, x, t, eps=float(x.size))]
     assert [r.verdict for r in honest] == [Verdict.FOUND, Verdict.NOT_ROBUST, Verdict.FOUND]
     monkeypatch.setattr(AdversarialModel, "point", lambda self: self.x0.copy())  # the solver "lies"
+    from reluverify.engine.milp import NetworkMilp
+
+    real_solve = NetworkMilp.solve
+    monkeypatch.setattr(NetworkMilp, "solve", lambda self, t: (real_solve(self, t)[0], x.copy()))  # here too
     res = minimal_distortion(net, x, "l1", attack=False)  # no gradient attack: only MILP points
     assert res.verdict == Verdict.UNKNOWN, res.summary()
     assert res.x_adv is None and res.distance is None
@@ -514,13 +518,9 @@ def test_fabricated_solver_witness_is_not_reported(monkeypatch):
     assert res.lower_bound <= honest[0].distance + 1e-9  # the bound is still the solver's proven one
     assert "rejected" in res.message
     # verification with the attack and the branching off: only the (fake) MILP points are offered
-    from reluverify.engine.milp import NetworkMilp
-
-    real_solve = NetworkMilp.solve
-    monkeypatch.setattr(NetworkMilp, "solve", lambda self, t: (real_solve(self, t)[0], x.copy()))
     res = verify_robustness(net, x, big, attack=False, split=False, branch=False)
     assert res.verdict == Verdict.UNKNOWN and res.x_adv is None, res.summary()
-    res = max_confidence(net, x, t, budget=float(x.size))
+    res = max_confidence(net, x, t, eps=float(x.size))
     assert res.verdict == Verdict.UNKNOWN and res.objective is None and res.x_adv is None, res.summary()
     assert "rejected" in res.message
 
@@ -588,20 +588,24 @@ def test_typed_errors():
             verify_robustness(net, x, eps)
     with pytest.raises(InputError, match="whole"):
         verify_robustness(net, x, 1.5, "l0")
-    with pytest.raises(InputError, match="budget"):
-        max_confidence(net, x, other, budget=-1.0)
-    with pytest.raises(InputError, match="budget"):
-        max_confidence(net, x, other, budget=float("nan"))
+    with pytest.raises(InputError, match="eps"):
+        max_confidence(net, x, other, eps=-1.0)
+    with pytest.raises(InputError, match="eps"):
+        max_confidence(net, x, other, eps=float("nan"))
+    with pytest.warns(DeprecationWarning, match="eps= and norm="), pytest.raises(InputError, match="eps"):
+        max_confidence(net, x, other, budget=-1.0)  # the old name still works (and says the new one)
+    with pytest.raises(InputError, match="once"):
+        max_confidence(net, x, other, eps=0.5, budget=0.5)
     with pytest.raises(InputError, match="budget"):
         Perturbation(budget=-0.5)
     for call in (lambda: minimal_distortion(net, x, "l2"), lambda: verify_robustness(net, x, 0.1, "l7"),
-                 lambda: max_confidence(net, x, other, budget=0.5, budget_norm="l3")):
+                 lambda: max_confidence(net, x, other, eps=0.5, norm="l3")):
         with pytest.raises(InputError, match="unknown norm"):
             call()
     with pytest.raises(InputError, match="equals the true class"):
         minimal_distortion(net, x, target=c)
     with pytest.raises(InputError, match="equals the true class"):
-        max_confidence(net, x, c, budget=0.5)
+        max_confidence(net, x, c, eps=0.5)
     for bad in (N_CLASSES, -1, 1.5):
         with pytest.raises(InputError, match="target"):
             minimal_distortion(net, x, target=bad)
@@ -610,7 +614,7 @@ def test_typed_errors():
     outside = x.copy()
     outside[0] = 1.5
     for call in (lambda v: minimal_distortion(net, v), lambda v: verify_robustness(net, v, 0.1),
-                 lambda v: max_confidence(net, v, other, budget=0.5)):
+                 lambda v: max_confidence(net, v, other, eps=0.5)):
         with pytest.raises(InputError, match="outside its valid box"):
             call(outside)
     nan = x.copy()
@@ -632,11 +636,11 @@ def test_typed_errors():
     for limit in (0, -1.0, float("nan")):
         for call in (lambda: minimal_distortion(net, x, time_limit=limit),
                      lambda: verify_robustness(net, x, 0.1, time_limit=limit),
-                     lambda: max_confidence(net, x, other, budget=0.5, time_limit=limit)):
+                     lambda: max_confidence(net, x, other, eps=0.5, time_limit=limit)):
             with pytest.raises(InputError, match="time_limit"):
                 call()
     for call in (lambda: minimal_distortion(net, x, solver="glpk"), lambda: verify_robustness(net, x, 0.1, solver="cplex"),
-                 lambda: max_confidence(net, x, other, budget=0.5, solver="nope")):
+                 lambda: max_confidence(net, x, other, eps=0.5, solver="nope")):
         with pytest.raises(UnknownSolverError):
             call()
 

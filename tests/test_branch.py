@@ -1,4 +1,4 @@
-"""ReLU branch and bound (reluverify.problems.branch): the optimised bound never exceeds the LP
+"""ReLU branch and bound (reluverify.engine.branch): the optimised bound never exceeds the LP
 over the same bounds, never exceeds the objective at sampled points of a split domain, and the
 search agrees with the brute-force oracle."""
 
@@ -15,7 +15,7 @@ from oracle import region_reachable
 from reluverify.bounds.batch import batch_bounds, batch_linear_bounds
 from reluverify.model import Network
 from reluverify.bounds.optimised import optimised_bound
-from reluverify.problems.branch import relu_branch_and_bound, split_scores
+from reluverify.engine.branch import relu_branch_and_bound, split_scores
 from reluverify.problems.common import Clock
 from reluverify.problems.verification import check_property
 from reluverify.spec import Property, Region
@@ -193,12 +193,7 @@ def test_batched_back_substitution_does_not_depend_on_the_batch():
     # and some neuron is inactive in one box but not in all (so leaving out is exercised)
     assert any(np.any((U[k] <= 0).any(axis=0) & (U[k] > 0).any(axis=0)) for k in range(3))
     # the ablation switch (every neuron walked) gives the same bounds
-    from reluverify.bounds import batch as batch_module
-    batch_module.LEAVE_OUT_INACTIVE = False
-    try:
-        L2, U2 = batch_bounds(net, lo, hi)
-    finally:
-        batch_module.LEAVE_OUT_INACTIVE = True
+    L2, U2 = batch_bounds(net, lo, hi, leave_out_inactive=False)
     for k in range(len(net.layers)):
         np.testing.assert_allclose(L2[k], L[k], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(U2[k], U[k], rtol=1e-12, atol=1e-12)
@@ -232,9 +227,13 @@ def test_split_scores_only_name_unstable_neurons():
         assert np.all(s[0] >= 0)
 
 
-@pytest.mark.parametrize("candidates", [1, 3])
+@pytest.mark.parametrize("candidates,tuning", [(1, None), (3, None), (1, "off")])
 @pytest.mark.parametrize("seed", range(30))
-def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
+def test_branch_and_bound_agrees_with_the_oracle(seed, candidates, tuning):
+    from reluverify.engine.options import DEFAULT_TUNING, Tuning
+
+    # tuning "off": the ablation (every neuron walked, cold starts) must decide the same way
+    tuning = DEFAULT_TUNING if tuning is None else Tuning(leave_out_inactive=False, warm_start=False)
     rng, sizes, net, lo, hi = _small_case(500 + seed)
     c = int(rng.integers(3))
     j = (c + 1 + int(rng.integers(2))) % 3
@@ -253,7 +252,7 @@ def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
 
     stats: dict = {}
     status, _, _ = relu_branch_and_bound(net, region, [l[0] for l in L], [u[0] for u in U], checker,
-                                      Clock(30.0), stats, candidates=candidates)
+                                      Clock(30.0), stats, candidates=candidates, tuning=tuning)
     truth = region_reachable(net, lo, hi, region.a_x, region.a_y, region.b) is not None
     assert status in ("sat", "unsat", "unknown")
     if status == "unsat":
@@ -261,7 +260,7 @@ def test_branch_and_bound_agrees_with_the_oracle(seed, candidates):
     if status == "sat":
         assert truth and found
     # the whole pipeline with splitting off takes the MILP or this stage, and agrees
-    res = check_property(net, Property(sizes[0], 3, (region,)), split=False, time_limit=30)
+    res = check_property(net, Property(sizes[0], 3, (region,)), split=False, time_limit=30, tuning=tuning)
     assert str(res.verdict) == ("sat" if truth else "unsat")
 
 

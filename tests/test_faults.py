@@ -13,6 +13,7 @@ unsound bound).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import os
@@ -26,8 +27,9 @@ from hypothesis import HealthCheck, given, seed, settings
 import oracle
 from reluverify import Network
 from reluverify.problems import max_confidence, minimal_distortion, verify_robustness
-from reluverify.results import Status, Verdict
+from reluverify.results import SolveResult, Status, Verdict
 from reluverify.solvers import available_solvers
+from reluverify.solvers.highs import HighsArrayModel
 from reluverify.tolerances import DEFAULT_MARGIN
 from test_adversarial import HARD_CAP, _hard_robust_instance
 from test_soundness_differential import cases, check_case
@@ -189,13 +191,14 @@ def check_faulty_answers(solver, hard, stats, methods=("interval",)):
                 assert truth_robust and not any(s.status == Status.ERROR for s in res.solves), res.summary()
             assert res.verdict != Verdict.NOT_ROBUST or not truth_robust
             stats[f"verify_{res.verdict}"] += 1
-        md = minimal_distortion(net, x, "linf", solver=solver, attack=False, bound_method=bm, time_limit=30)
+        md = minimal_distortion(net, x, "linf", solver=solver, attack=False, bound_method=bm, time_limit=30,
+                                split=False, branch=False)
         assert md.verdict in (Verdict.UNKNOWN, Verdict.FOUND), md.summary()
         assert md.lower_bound is not None and md.lower_bound <= r + 1e-9, md.lower_bound  # still a certified radius
         if md.verdict == Verdict.UNKNOWN:
             assert md.x_adv is None and md.distance is None
         stats[f"md_{md.verdict}"] += 1
-        mc = max_confidence(net, x, t, budget=1.0, solver=solver, bound_method=bm, time_limit=30)
+        mc = max_confidence(net, x, t, eps=1.0, solver=solver, bound_method=bm, time_limit=30)
         if mc.verdict == Verdict.ROBUST:  # only from a solver that finished: it must be right
             assert not exact.feasible, mc.summary()
         if mc.verdict == Verdict.FOUND:
@@ -213,7 +216,7 @@ def check_faulty_answers(solver, hard, stats, methods=("interval",)):
     stats[f"hard_verify_{res.verdict}"] += 1
     stats["killed_or_crashed_solves"] += sum(s.status == Status.ERROR for s in res.solves)
     md = minimal_distortion(net, x, "linf", solver=solver, perturbation=HARD_CAP, attack=False,
-                            bound_method="interval", time_limit=60)
+                            bound_method="interval", time_limit=60, branch=False)
     assert md.verdict in (Verdict.UNKNOWN, Verdict.ROBUST) and md.x_adv is None, md.summary()
     assert md.lower_bound is not None
     stats["killed_or_crashed_solves"] += sum(s.status == Status.ERROR for s in md.solves)
@@ -250,10 +253,10 @@ def test_time_limit_gives_unknown_with_bounds(solver, hard, record_property):
                                 branch=False)
         assert res.verdict == Verdict.UNKNOWN and res.x_adv is None, res.summary()
         md = minimal_distortion(net, x, "linf", solver=solver, perturbation=HARD_CAP, time_limit=limit,
-                                bound_method="interval", attack=False)
+                                bound_method="interval", attack=False, branch=False)
         assert md.verdict == Verdict.UNKNOWN and md.x_adv is None, md.summary()
         assert md.lower_bound is not None and 0 <= md.lower_bound < math.inf
-        mc = max_confidence(net, x, t, budget=5.0, perturbation=HARD_CAP, solver=solver, time_limit=limit,
+        mc = max_confidence(net, x, t, eps=5.0, perturbation=HARD_CAP, solver=solver, time_limit=limit,
                             bound_method="interval")
         assert mc.verdict == Verdict.UNKNOWN and mc.objective is None and mc.x_adv is None, mc.summary()
     record_property("faults", {"fault": f"time-limit-{solver}", "stats": {"questions": 6}})
@@ -288,11 +291,46 @@ class Chaos:
         return status, has_sol, obj, bound, msg
 
 
+class ArrayChaos:
+    """The same faults for the engine's array path: wraps ``HighsArrayModel.solve`` (a crash
+    surfaces as the ``Status.ERROR`` result a crashing HiGHS gives there)."""
+
+    def __init__(self, real, rng, counts):
+        self.real, self.rng, self.counts = real, rng, counts
+
+    def __call__(self, model, time_limit=None):
+        u = self.rng.random()
+        size = model.size()
+        if u < 0.2:
+            self.counts["crash"] += 1
+            return SolveResult(Status.ERROR, "highs", 0.0, message="RuntimeError: chaos: solver crashed",
+                               size=size), None
+        if u < 0.35:
+            self.counts["time_limit_empty"] += 1
+            return SolveResult(Status.TIME_LIMIT, "highs", 0.0, message="chaos: time limit, nothing found",
+                               size=size), None
+        res, values = self.real(model, time_limit)
+        if u < 0.5 and res.status == Status.OPTIMAL and res.bound is not None:
+            self.counts["time_limit_weak_bound"] += 1
+            import highspy
+
+            _, sense = model.highs.getObjectiveSense()
+            minimise = sense == highspy.ObjSense.kMinimize
+            slack = 0.1 * (1.0 + abs(res.bound))
+            weak = res.bound - slack if minimise else res.bound + slack
+            return dataclasses.replace(res, status=Status.TIME_LIMIT, bound=weak, message="chaos: weak bound"), values
+        self.counts["normal"] += 1
+        return res, values
+
+
 def run_chaos(n, seed_value):
     stats = Counter()
-    chaos = Chaos(solve_module._solve_contrib, np.random.default_rng(seed_value))
+    rng = np.random.default_rng(seed_value)
+    chaos = Chaos(solve_module._solve_contrib, rng)
+    array_chaos = ArrayChaos(HighsArrayModel.solve, rng, chaos.counts)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(solve_module, "_solve_contrib", chaos)
+        mp.setattr(HighsArrayModel, "solve", lambda model, time_limit=None: array_chaos(model, time_limit))
 
         @seed(seed_value)
         @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))

@@ -326,7 +326,7 @@ def test_relu_branch_and_bound_splits_leaky_neurons():
     """ReLU branching uses the layer's branch offsets and split point: it splits the leaky layer's
     neurons too and proves an unsat region."""
     from reluverify.engine.common import Clock
-    from reluverify.problems.branch import relu_branch_and_bound, split_scores
+    from reluverify.engine.branch import relu_branch_and_bound, split_scores
     from reluverify.spec import Region
 
     net = _net(8, sizes=(3, 10, 10, 6, 2))

@@ -164,7 +164,7 @@ def test_logits_tied_everywhere_are_never_a_counterexample():
     assert res.verdict == Verdict.UNKNOWN and res.x_adv is None, res.summary()
     md = minimal_distortion(net, X0, "l1")
     assert md.verdict == Verdict.UNKNOWN and md.x_adv is None and md.lower_bound == 0.0, md.summary()
-    mc = max_confidence(net, X0, 1, budget=0.5)
+    mc = max_confidence(net, X0, 1, eps=0.5)
     assert mc.verdict in (Verdict.UNKNOWN, Verdict.ROBUST) and mc.x_adv is None, mc.summary()
 
 
@@ -224,7 +224,7 @@ def check_thin_slab(k, delta, solver, stats, m=0.625):
     if md.verdict == Verdict.FOUND:
         assert class_gap(net.forward(md.x_adv), 0) >= DEFAULT_MARGIN
     if delta > DEFAULT_MARGIN:  # class 1 can win by the margin: never robust
-        mc = max_confidence(net, x0, 1, budget=0.5, solver=solver)
+        mc = max_confidence(net, x0, 1, eps=0.5, solver=solver)
         assert mc.verdict != Verdict.ROBUST, f"k={k:g} delta={delta:g} {solver}: {mc.summary()}"
         if mc.verdict == Verdict.FOUND:
             assert target_gap(net.forward(mc.x_adv), 1) >= DEFAULT_MARGIN
@@ -305,7 +305,7 @@ def test_max_confidence_at_the_exact_radius(name, norm, solver):
     net, x0, radii, slopes = CRAFTED[name]
     r, slope = radii[norm], slopes[norm]
     for offset in OFFSETS:
-        res = max_confidence(net, x0, 1, budget=r + offset, budget_norm=norm, objective="margin", solver=solver,
+        res = max_confidence(net, x0, 1, eps=r + offset, norm=norm, objective="margin", solver=solver,
                              bound_method="interval")
         where = f"{name} {norm} budget = r {offset:+g}: {res.summary()} ({res.message})"
         check_against_the_exact_gap(res, offset, slope, where, lambda res: target_gap(net.forward(res.x_adv), 1))
@@ -321,8 +321,7 @@ def test_universal_perturbation_at_the_exact_radius(name, norm, solver):
     net, x0, radii, slopes = CRAFTED[name]
     r, slope = radii[norm], slopes[norm]
     for offset in OFFSETS:
-        size = {"eps": r + offset} if norm == "linf" else {"budget": r + offset}
-        res = universal_perturbation(net, [x0], [0], norm=norm, solver=solver, bound_method="interval", **size)
+        res = universal_perturbation(net, [x0], [0], eps=r + offset, norm=norm, solver=solver, bound_method="interval")
         where = f"{name} {norm} size = r {offset:+g}: {res.summary()}"
         check_against_the_exact_gap(res, offset, slope, where,
                                     lambda res: class_gap(net.forward(x0 + res.delta), 0))
@@ -339,7 +338,7 @@ def test_class_prototype_at_the_exact_radius(name, norm, solver):
     net, x0, radii, slopes = CRAFTED[name]
     r, slope = radii[norm], slopes[norm]
     for offset in OFFSETS:
-        res = class_prototype(net, 1, reference=x0, budget=r + offset, norm=norm, solver=solver,
+        res = class_prototype(net, 1, around=x0, eps=r + offset, norm=norm, solver=solver,
                               bound_method="interval")
         where = f"{name} {norm} budget = r {offset:+g}: {res.summary()} ({res.message})"
         check_against_the_exact_gap(res, offset, slope, where, lambda res: target_gap(net.forward(res.x_adv), 1))
@@ -360,7 +359,7 @@ def test_max_confidence_needs_the_slack_rule_for_robust():
         if not available_solvers()[solver]:
             continue
         for objective in ("logit", "margin"):
-            mc = max_confidence(net, x, target=1, budget=0.5, budget_norm="linf", objective=objective, solver=solver)
+            mc = max_confidence(net, x, target=1, eps=0.5, norm="linf", objective=objective, solver=solver)
             assert mc.verdict == Verdict.UNKNOWN and mc.x_adv is None, f"{solver} {objective}: {mc.summary()}"
             if mc.objective_bound is not None:
                 assert mc.objective_bound >= (1e-5 if objective == "margin" else 1e-5) - 1e-9

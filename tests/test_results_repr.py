@@ -30,7 +30,7 @@ RESULTS = {
     "bounds": lambda: rv.compute_bounds(NET, rv.Box.uniform(64), "symbolic"),
     "verify_robustness": lambda: verify_robustness(NET, X, 0.01),
     "minimal_distortion": lambda: minimal_distortion(NET, X, "linf", time_limit=30),
-    "max_confidence": lambda: max_confidence(NET, X, OTHER, budget=1.0),
+    "max_confidence": lambda: max_confidence(NET, X, OTHER, eps=1.0),
     "universal_perturbation": lambda: universal_perturbation(NET, [X, X[::-1].copy()], eps=0.01),
     "class_prototype": lambda: class_prototype(NET, OTHER, time_limit=30),
     "check_property": lambda: rv.check_property(NET, _property(), time_limit=30),

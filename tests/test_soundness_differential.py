@@ -335,7 +335,7 @@ def check_confidence(case, net, x, c, rng, stats, solver="highs"):
     budget = float(rng.choice([0.1, 0.3, 0.6, 1.0, 2.0]))
     exact = ask_oracle(oracle.max_logit, net, x, t, budget=budget)
     exact_m = ask_oracle(oracle.max_logit, net, x, t, budget=budget, margin=DEFAULT_MARGIN)
-    res = max_confidence(net, x, t, budget=budget, time_limit=TIME_LIMIT, bound_method=case.bound_method, solver=solver)
+    res = max_confidence(net, x, t, eps=budget, time_limit=TIME_LIMIT, bound_method=case.bound_method, solver=solver)
     stats[f"confidence_{res.verdict}"] += 1
     where = f"target {t} budget {budget}: oracle {exact.value}/{exact_m.value}, got {res.summary()}"
     if res.verdict == Verdict.ROBUST:

@@ -37,7 +37,7 @@ def _property():
 CALLS = {
     "verify_robustness": lambda: verify_robustness(NET, X, 0.05),
     "minimal_distortion": lambda: minimal_distortion(NET, X, "linf", time_limit=30),
-    "max_confidence": lambda: max_confidence(NET, X, OTHER, budget=0.3),
+    "max_confidence": lambda: max_confidence(NET, X, OTHER, eps=0.3),
     "universal_perturbation": lambda: universal_perturbation(NET, [X], eps=0.05),
     "class_prototype": lambda: class_prototype(NET, OTHER, time_limit=30),
     "check_property": lambda: rv.check_property(NET, _property(), time_limit=30),

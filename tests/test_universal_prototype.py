@@ -102,7 +102,7 @@ def test_universal_linf_beats_sampling(seed, attack):
 @pytest.mark.parametrize("seed", [1, 27])
 def test_universal_l1_beats_sampling(seed):
     net, X, budget = tiny(seed), images(seed), 0.6
-    r = universal_perturbation(net, X, norm="l1", budget=budget)
+    r = universal_perturbation(net, X, norm="l1", eps=budget)
     assert_consistent(net, X, r)
     lo, hi = delta_box(X, Box.uniform(4))
     best_sampled = int(fooled_matrix(net, X, r.labels, sample_l1(lo, hi, budget, 20000, seed)).sum(axis=1).max())
@@ -242,7 +242,7 @@ def test_prototype_within_budget_of_a_reference(norm, budget):
     net = tiny(9)
     ref = np.array([0.3, 0.6, 0.55, 0.2])
     cls = 0
-    r = class_prototype(net, cls, reference=ref, budget=budget, norm=norm)
+    r = class_prototype(net, cls, around=ref, eps=budget, norm=norm)
     assert r.verdict == Verdict.FOUND
     np.testing.assert_array_equal(r.x, ref)
     d = r.x_adv - ref
@@ -267,13 +267,24 @@ def test_universal_rejects_bad_images(xs):
 
 @pytest.mark.parametrize("kw", [
     dict(eps=0.0), dict(eps=-0.1), dict(eps=float("nan")), dict(norm="l3", eps=0.1), dict(norm="l0", eps=1),
-    dict(norm="l1", budget=-1.0), dict(norm="l1", budget=0.0), dict(norm="linf", eps=0.1, budget=0.5),
+    dict(norm="l1", eps=-1.0), dict(norm="l1", eps=0.0), dict(norm="linf", eps=0.1, budget=0.5),
+    dict(norm="l1", eps=0.5, linf_cap=-0.1), dict(norm="l1", budget=0.5, linf_cap=0.1),
     dict(mode="some", eps=0.1), dict(), dict(norm="l1"), dict(eps=0.1, margin=-1.0),
     dict(eps=0.1, valid=Box.uniform(3)),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "no-size")
 def test_universal_rejects_bad_options(kw):
     with pytest.raises(InputError):
         universal_perturbation(tiny(1), images(1), **kw)
+
+
+def test_universal_old_l1_names_still_work_and_say_the_new_ones():
+    net, X = tiny(1), images(1)
+    with pytest.warns(DeprecationWarning, match="eps=B, linf_cap=CAP"):
+        old = universal_perturbation(net, X, norm="l1", budget=0.4, eps=0.2, attack=False)
+    new = universal_perturbation(net, X, norm="l1", eps=0.4, linf_cap=0.2, attack=False)
+    assert old.verdict == new.verdict and old.n_fooled == new.n_fooled
+    np.testing.assert_array_equal(old.delta_upper, new.delta_upper)
+    assert np.all(new.delta_upper <= 0.2) and new.budget == 0.4
 
 
 def test_universal_rejects_bad_labels_and_images_outside_the_box():
@@ -287,15 +298,28 @@ def test_universal_rejects_bad_labels_and_images_outside_the_box():
 
 
 @pytest.mark.parametrize("kw", [
-    dict(cls=3), dict(cls=-1), dict(cls=1.5), dict(cls=0, norm="l3", reference=np.full(4, 0.5), budget=0.1),
-    dict(cls=0, norm="l0", reference=np.full(4, 0.5), budget=1), dict(cls=0, reference=np.full(4, 0.5), budget=-0.1),
-    dict(cls=0, budget=0.1), dict(cls=0, objective="prob"), dict(cls=0, reference=np.full(5, 0.5)),
-    dict(cls=0, reference=np.full(4, 2.0), budget=0.1),
+    dict(cls=3), dict(cls=-1), dict(cls=1.5), dict(cls=0, norm="l3", around=np.full(4, 0.5), eps=0.1),
+    dict(cls=0, norm="l0", around=np.full(4, 0.5), eps=1), dict(cls=0, around=np.full(4, 0.5), eps=-0.1),
+    dict(cls=0, eps=0.1), dict(cls=0, objective="prob"), dict(cls=0, around=np.full(5, 0.5)),
+    dict(cls=0, around=np.full(4, 2.0), eps=0.1),
 ], ids=lambda kw: ",".join(f"{k}={v if not isinstance(v, np.ndarray) else 'array'}" for k, v in kw.items()))
 def test_prototype_rejects_bad_options(kw):
     cls = kw.pop("cls")
     with pytest.raises(InputError):
         class_prototype(tiny(1), cls, **kw)
+
+
+def test_prototype_old_names_still_work_and_say_the_new_ones():
+    net, ref = tiny(9), np.array([0.3, 0.6, 0.55, 0.2])
+    with pytest.warns(DeprecationWarning) as warned:
+        old = class_prototype(net, 0, reference=ref, budget=0.3, attack=False)
+    said = " ".join(str(w.message) for w in warned)
+    assert "around=" in said and "eps=" in said
+    new = class_prototype(net, 0, around=ref, eps=0.3, attack=False)
+    assert old.verdict == new.verdict and old.objective == new.objective
+    np.testing.assert_array_equal(old.x, ref)
+    with pytest.raises(InputError, match="once"):
+        class_prototype(net, 0, around=ref, reference=ref, eps=0.3)
 
 
 # --------------------------------------------------------------------------- the seed network

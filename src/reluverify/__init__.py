@@ -1,12 +1,16 @@
-"""reluverify: trained ReLU networks as mixed-integer linear programs in Pyomo.
+"""reluverify: trained ReLU networks as mixed-integer linear programs, and the questions they answer.
 
-The data flows one way, one module per stage::
+The data flows one way, one folder or module per stage (docs/architecture.md)::
 
-    io (keras, onnx, vnnlib) -> network / spec -> domain/bounds -> formulation (Pyomo block or
-        arrays) -> problems (inference, adversarial, verification) -> solve -> check -> results
+    io/ (keras, onnx, vnnlib) -> model/ (Network of layer objects) -> sets/ (input sets)
+        -> bounds/ -> formulation (Pyomo block or arrays) -> engine/ (one staged procedure:
+        falsify, bounds, split / branch, MILP) -> solvers/ (backends) -> check -> results
 
+``problems/`` holds the public questions, each a thin builder of the engine's query:
+:func:`verify_robustness`, :func:`minimal_distortion`, :func:`max_confidence`,
+:func:`universal_perturbation`, :func:`class_prototype`, :func:`check_property`, :func:`infer`.
 ``runner`` runs VNN-COMP-style instance lists (resumable) and scores them.
-Importing reluverify never imports TensorFlow or onnx; the importers load them when called.
+Importing reluverify never imports TensorFlow, onnx or torch; the importers load them when called.
 """
 
 from .bounds import Bounds, compute_bounds, interval_bounds
@@ -27,9 +31,14 @@ from .errors import (
 )
 from .formulation import NetworkBlock, add_network
 from .model import Layer, Network
+from .domain import Perturbation
+from .engine.options import Tuning
+from .problems import AdversarialModel, UniversalResult, class_prototype, max_confidence, minimal_distortion, \
+    universal_perturbation, verify_robustness
 from .problems.inference import build_inference_model, infer
 from .problems.verification import check_property
-from .results import InferenceResult, PropertyResult, PropertyVerdict, SolveResult, Status
+from .results import AdversarialResult, InferenceResult, PropertyResult, PropertyVerdict, SolveResult, Status, Verdict
+from .sets import InputSet, Intersection, L0Ball, L1Ball, LinfBall, ball
 from .spec import Property, Region
 from .solvers import SOLVERS, available_solvers, solve
 from .threads import blas_threads, set_blas_threads
@@ -59,6 +68,9 @@ def read_vnnlib(source, **kwargs) -> Property:
 
 
 __all__ = [
+    "AdversarialModel", "AdversarialResult", "InputSet", "Intersection", "L0Ball", "L1Ball", "LinfBall", "Perturbation",
+    "Tuning", "UniversalResult", "Verdict", "ball", "class_prototype", "max_confidence", "minimal_distortion",
+    "universal_perturbation", "verify_robustness",
     "Property", "PropertyResult", "PropertyVerdict", "Region", "check_property", "from_onnx", "read_vnnlib",
     "Box", "Bounds", "DatasetError", "InferenceResult", "InputError", "Layer", "LicenseLimitError",
     "MissingDependencyError", "ModelError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",

@@ -64,10 +64,15 @@ def compare_outputs(network: Network, x, outputs, tol: float = INFERENCE_TOLERAN
     return reference, err, err <= tol
 
 
-def distances(x_adv, x0) -> dict:
-    """L1, L-inf and L0 distance between two points, recomputed in float64."""
+def distances(x_adv, x0, ball=None) -> dict:
+    """L1, L-inf and L0 distance between two points, recomputed in float64; with ``ball`` (a
+    :class:`~reluverify.sets.ball.Ball` around ``x0``) its norm's distance too, for norms beyond these."""
     d = np.asarray(x_adv, dtype=np.float64).ravel() - np.asarray(x0, dtype=np.float64).ravel()
-    return {"l1": float(np.sum(np.abs(d))), "linf": float(np.max(np.abs(d))) if d.size else 0.0, "l0": int(np.count_nonzero(d))}
+    out = {"l1": float(np.sum(np.abs(d))), "linf": float(np.max(np.abs(d))) if d.size else 0.0,
+           "l0": int(np.count_nonzero(d))}
+    if ball is not None and ball.norm not in out:
+        out[ball.norm] = float(ball.distance(np.asarray(x_adv, dtype=np.float64).ravel()))
+    return out
 
 
 def class_gap(logits: np.ndarray, cls: int) -> float:
@@ -108,6 +113,7 @@ def check_witness(
     criterion=None,
     keras_model=None,
     extra=None,
+    reference=None,
 ) -> WitnessCheck:
     """Re-check an adversarial example from scratch.
 
@@ -115,7 +121,8 @@ def check_witness(
     beat ``original_class`` with another class (untargeted) or make ``target`` the strict argmax,
     by at least ``margin`` (and by > 0 in any case). ``criterion(logits) -> (ok, gap)`` replaces the
     class test when given (e.g. the seed notebook's ratio rule). ``extra(x) -> str | None`` checks
-    problem-specific limits (budgets). With ``keras_model`` the source model must agree.
+    problem-specific limits (budgets). With ``reference`` (the source model as a callable ``x ->
+    logits``) or ``keras_model`` the source model must agree.
     """
     x_adv = np.asarray(x_adv, dtype=np.float64).ravel()
     if x_adv.size != domain.size:  # else a 1-value point broadcasts through ``domain.contains``
@@ -140,8 +147,9 @@ def check_witness(
     if not ok:
         return WitnessCheck(False, f"float64 forward pass: class margin {gap:.3g} below the required {margin:.3g}", logits, gap)
     keras_ok = None
-    if keras_model is not None:
-        kl = keras_logits(keras_model, x_adv, network.input_shape)
+    if reference is not None or keras_model is not None:
+        kl = (np.asarray(reference(x_adv), dtype=np.float64).ravel() if reference is not None
+              else keras_logits(keras_model, x_adv, network.input_shape))
         if criterion is not None:
             keras_ok = bool(criterion(kl)[0])
         elif target is None:
@@ -149,7 +157,7 @@ def check_witness(
         else:
             keras_ok = int(np.argmax(kl)) == target
         if not keras_ok:
-            return WitnessCheck(False, "the Keras model does not confirm the class change", logits, gap, False)
+            return WitnessCheck(False, "the source model does not confirm the class change", logits, gap, False)
     return WitnessCheck(True, "ok", logits, gap, keras_ok)
 
 
@@ -189,14 +197,15 @@ class CounterexampleCheck:
 
 def check_counterexample(network: Network, prop, x, reference=None,
                          tol: float = COUNTEREXAMPLE_TOLERANCE, *, strict: bool = False, inputs=None,
-                         extra=None, regions=None) -> CounterexampleCheck:
+                         extra=None, regions=None, reference_slack: float = 0.0) -> CounterexampleCheck:
     """Re-check a claimed counterexample of ``prop`` (a :class:`reluverify.spec.Property`).
 
     ``x`` must lie inside some region's input box (and in ``inputs``, an input set, when given),
     and the float64 forward pass must satisfy that region's rows exactly (violation <= 0; < 0 with
     ``strict``, e.g. a class *change*: a tie is no counterexample). ``reference(x) -> y`` (e.g.
     onnxruntime or Keras on the original model) must satisfy them within ``tol`` (strictly, with
-    ``strict``), as VNN-COMP checks. ``extra(x) -> str | None`` checks what else the question asks
+    ``strict``: by less than ``reference_slack``, the rows' own margin, e.g. a class change that
+    the float64 pass shows with a margin), as VNN-COMP checks. ``extra(x) -> str | None`` checks what else the question asks
     (a budget, a probability). ``regions`` restricts the search to those region indices. Nothing
     the solver claimed is used.
     """
@@ -226,7 +235,7 @@ def check_counterexample(network: Network, prop, x, reference=None,
     if reference is not None:
         y_ref = np.asarray(reference(x), dtype=np.float64).ravel()
         ref_v = prop.regions[best].violation(x, y_ref)
-        if not (ref_v < 0 if strict else ref_v <= tol):
+        if not (ref_v < reference_slack if strict else ref_v <= tol):
             return CounterexampleCheck(False, x, y, best, best_v,
                                        f"the reference model misses the property by {ref_v:.3g} "
                                        + ("(it must meet it strictly)" if strict else f"(tolerance {tol:g})"), ref_v)

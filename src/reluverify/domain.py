@@ -84,26 +84,33 @@ class Perturbation:
             raise InputError(f"mask has {self.mask.size} entries but the input has {n}; give one entry per input "
                              "value (True where it may change)")
 
-    def input_set(self, x0, norm: str | None = None, radius=None):
-        """The allowed inputs around ``x0`` as an input set (:mod:`reluverify.sets`), intersected with
-        the ``norm`` ball of ``radius`` when given: the valid box, the pixel mask, the L-inf cap, the
-        L0 limit and the budget each become a member; without any, the masked valid box."""
-        from .sets import Intersection, ball
+    def limits(self, x0) -> list:
+        """The limits besides the valid box and the mask, as balls around ``x0`` (each inside the
+        valid box, with the mask): the L-inf cap, the L0 limit, the budget."""
+        from .sets import ball
 
         x0 = np.asarray(x0, dtype=np.float64).ravel()
         self.check_point(x0)
         valid = self.valid_box(x0.size)
-        members = []
+        out = []
         if self.linf_cap is not None:
-            members.append(ball("linf", x0, self.linf_cap, valid=valid, mask=self.mask))
+            out.append(ball("linf", x0, self.linf_cap, valid=valid, mask=self.mask))
         if self.l0_limit is not None:
-            members.append(ball("l0", x0, self.l0_limit, valid=valid, mask=self.mask))
+            out.append(ball("l0", x0, self.l0_limit, valid=valid, mask=self.mask))
         if self.budget is not None:
-            members.append(ball(self.budget_norm, x0, self.budget, valid=valid, mask=self.mask))
-        if norm is not None and radius is not None:
-            members.append(ball(norm, x0, radius, valid=valid, mask=self.mask))
-        if not members:
-            return ball("linf", x0, None, valid=valid, mask=self.mask).hull()
+            out.append(ball(self.budget_norm, x0, self.budget, valid=valid, mask=self.mask))
+        return out
+
+    def input_set(self, x0, norm: str | None = None, radius=None):
+        """The allowed inputs around ``x0`` as an input set (:mod:`reluverify.sets`): the ``norm``
+        ball of ``radius`` (unbounded: ``radius=None``; the valid box with the mask) intersected with
+        every limit (:meth:`limits`)."""
+        from .sets import Intersection, ball
+
+        x0 = np.asarray(x0, dtype=np.float64).ravel()
+        members = self.limits(x0)
+        if norm is not None or not members:
+            members.insert(0, ball(norm or "linf", x0, radius, valid=self.valid_box(x0.size), mask=self.mask))
         return members[0] if len(members) == 1 else Intersection(members)
 
     def box(self, x0) -> Box:

@@ -18,7 +18,7 @@ Both forms come from one per-layer generator (the layer's ``milp_plan`` decides 
 variable and a binary, its ``milp_rows`` builds their rows as CSR blocks with NumPy), so they
 cannot drift apart. :func:`add_network` turns each row into one Pyomo linear expression (for users
 who embed the network in their own model, and for CBC/Gurobi); :func:`network_arrays` concatenates
-the blocks into :class:`MilpArrays`, which :class:`reluverify.solve.HighsArrayModel` hands to HiGHS
+the blocks into :class:`MilpArrays`, which :class:`reluverify.solvers.highs.HighsArrayModel` hands to HiGHS
 in one call.
 """
 
@@ -63,7 +63,7 @@ class MilpArrays:
     the order of the block's constraints: the affine equalities (``affine{k}``), then for the
     unstable neurons ``y >= a`` (``relu_lower{k}``), ``y <= a - l (1 - z)`` (``relu_upper{k}``) and
     ``y <= u z`` (``relu_upper_z{k}``), each in neuron order. No objective: add one with
-    :meth:`reluverify.solve.HighsArrayModel.set_objective`.
+    :meth:`reluverify.solvers.highs.HighsArrayModel.set_objective`.
     """
 
     col_lower: np.ndarray
@@ -149,6 +149,30 @@ def network_arrays(network: Network, bounds: Bounds) -> MilpArrays:
         input_cols=np.arange(n_in, dtype=_IDX), output_cols=layer_cols[-1].copy(),
         layer_cols=layer_cols, binary_cols=binary_cols,
     )
+
+
+def stack_arrays(parts: list) -> tuple:
+    """Several MILPs side by side, sharing no column or row (e.g. one network copy per image):
+    ``(MilpArrays, column offset of each part)``. ``input_cols``/``output_cols`` of the result are
+    every part's, in order; ``layer_cols``/``binary_cols`` are left empty (read them per part, plus
+    its offset)."""
+    if not parts:
+        raise ValueError("stack_arrays: no parts")
+    offsets = np.cumsum([0] + [p.n_cols for p in parts[:-1]]).astype(_IDX)
+    nnz_off = np.cumsum([0] + [p.nnz for p in parts[:-1]])
+    total = int(sum(p.nnz for p in parts))
+    cat = np.concatenate
+    return MilpArrays(
+        col_lower=cat([p.col_lower for p in parts]), col_upper=cat([p.col_upper for p in parts]),
+        integrality=cat([p.integrality for p in parts]),
+        a_start=cat([p.a_start[:-1] + nz for p, nz in zip(parts, nnz_off)] + [np.array([total])]).astype(_IDX),
+        a_index=cat([p.a_index + off for p, off in zip(parts, offsets)]).astype(_IDX, copy=False),
+        a_value=cat([p.a_value for p in parts]),
+        row_lower=cat([p.row_lower for p in parts]), row_upper=cat([p.row_upper for p in parts]),
+        input_cols=cat([p.input_cols + off for p, off in zip(parts, offsets)]),
+        output_cols=cat([p.output_cols + off for p, off in zip(parts, offsets)]),
+        layer_cols=[], binary_cols=[],
+    ), offsets
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,6 +89,20 @@ class Verdict(str, Enum):
     ``FOUND``/``NOT_ROBUST`` come with a witness re-checked by a float64 forward pass;
     ``ROBUST`` only from a solver proof (optimal/infeasible) over sound bounds;
     ``UNKNOWN`` is the honest answer otherwise (time limit, failed witness check, solver error).
+
+    The one vocabulary of the library and VNN-COMP's (:class:`PropertyVerdict`) map one to one on
+    what they claim: a question "is there an input in the set whose output breaks the condition?"
+
+    ============================  ===========================  =====================================
+    Verdict                       PropertyVerdict (VNN-COMP)    claim
+    ============================  ===========================  =====================================
+    ``ROBUST``                    ``UNSAT``                    proof: no such input
+    ``NOT_ROBUST`` / ``FOUND``    ``SAT``                      a checked witness is attached
+    ``UNKNOWN``                   ``UNKNOWN`` / ``TIMEOUT``    neither
+    ============================  ===========================  =====================================
+
+    (``FOUND`` is ``NOT_ROBUST`` for questions that look for a point: minimal distortion,
+    maximal confidence, prototypes.) :meth:`vnncomp` and :meth:`PropertyVerdict.verdict` convert.
     """
 
     FOUND = "found"
@@ -98,6 +112,11 @@ class Verdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    def vnncomp(self) -> "PropertyVerdict":
+        """The same claim in VNN-COMP's words (``UNKNOWN`` for unknown)."""
+        return {Verdict.ROBUST: PropertyVerdict.UNSAT, Verdict.NOT_ROBUST: PropertyVerdict.SAT,
+                Verdict.FOUND: PropertyVerdict.SAT}.get(self, PropertyVerdict.UNKNOWN)
 
 
 @dataclass(repr=False)
@@ -174,6 +193,12 @@ class PropertyVerdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    def verdict(self) -> Verdict:
+        """The same claim in the library's words (see :class:`Verdict`): sat is ``NOT_ROBUST``,
+        unsat ``ROBUST``, timeout and unknown ``UNKNOWN``."""
+        return {PropertyVerdict.SAT: Verdict.NOT_ROBUST, PropertyVerdict.UNSAT: Verdict.ROBUST}.get(
+            self, Verdict.UNKNOWN)
 
 
 @dataclass(repr=False)

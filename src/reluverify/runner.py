@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .errors import InputError, ModelFileError, ReluVerifyError
 from .results import ShortRepr
+from .solvers import DEFAULT_SOLVER
 
 RESULT_FIELDS = ["onnx", "vnnlib", "timeout", "verdict", "time_s", "method", "message"]
 CORRECT_POINTS = 10
@@ -54,7 +55,7 @@ def _base(path: str | os.PathLike) -> str:
     return name
 
 
-def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = "highs", out=None,
+def run_instance(onnx_path, vnnlib_path, timeout: float, *, solver: str = DEFAULT_SOLVER, out=None,
                  threads: int | None = None):
     """Decide one instance within ``timeout`` seconds (loading included). Returns the
     :class:`~reluverify.results.PropertyResult`; with ``out``, also writes the result file in the
@@ -140,7 +141,7 @@ def append_row(path, row: dict, fields=RESULT_FIELDS) -> None:
         os.fsync(fh.fileno())
 
 
-def run_instances(instances_csv, results_csv, *, root=None, solver: str = "highs", limit: int | None = None,
+def run_instances(instances_csv, results_csv, *, root=None, solver: str = DEFAULT_SOLVER, limit: int | None = None,
                   timeout_scale: float = 1.0, cex_dir=None, progress=True, select=None) -> list:
     """Run every instance of ``instances_csv`` not yet in ``results_csv``; append one row each.
 

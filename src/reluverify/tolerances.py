@@ -28,7 +28,7 @@ PRIMAL_FEASIBILITY_TOLERANCE = 1e-9
 # above is only reported after a second run with mip_feasibility_tolerance raised to
 # HIGHS_CONFIRM_MIP_FEASIBILITY_TOLERANCE (HiGHS's own default) and presolve off also says so; if
 # that run finds a point instead, that point (refined, below) is returned. Proof runs
-# (emphasis="proof", solve.PROOF_EMPHASIS) use these settings from the start: one run. A looser run
+# (emphasis="proof", solvers.highs.PROOF_EMPHASIS) use these settings from the start: one run. A looser run
 # is a relaxation of the tighter one, so its "infeasible" is the stronger claim. Measured with
 # `python tests/test_solver_tolerances.py sweep` (HiGHS 1.16, feasible MILPs: random ReLU nets,
 # big-M 1 .. 1e4, binaries free, inputs fixed at box vertices / faces / interior points; false
@@ -121,3 +121,9 @@ MAX_TRUSTED_BIG_M = 1e6
 # where the exact optimum is 0.0921512 (oracle, HiGHS, CBC; NumericFocus 3 or Presolve 0 agree):
 # a certified radius above the truth (tests/test_cross_solver.py, instance 15).
 CAREFUL_BIG_M = 1e3
+
+# The default time limit (seconds) of every public question (verify_robustness, minimal_distortion,
+# max_confidence, universal_perturbation, class_prototype, check_property, infer): one number, long
+# enough for the seed network's questions on a 2-core machine (docs/benchmarks.md), short enough
+# that an undecided question comes back as "unknown" within a coffee break.
+DEFAULT_TIME_LIMIT = 120.0

@@ -20,21 +20,16 @@ from ..model.layers import UNSTABLE
 from .interval import widen
 
 
-# Leave neurons inactive in every box out of back-substitution (and, in ReLU branching, neurons
-# inactive at the root out of the optimised bound). Only for ablations (benchmarks/branch_vs_milp.py):
-# the bounds of back-substitution are the same either way; it is faster.
-LEAVE_OUT_INACTIVE = True
-
-
 def _one_box(lo: np.ndarray) -> bool:
     """Whether every row of ``lo`` is the same box (a broadcast view, as in ReLU branching)."""
     return lo.shape[0] == 1 or lo.strides[0] == 0
 
 
-def live_outputs(layer, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """The outputs of ``layer`` that are not constant zero in every box (all of them unless
-    ``LEAVE_OUT_INACTIVE``): the columns a back-substitution walk carries."""
-    if not LEAVE_OUT_INACTIVE:
+def live_outputs(layer, lower: np.ndarray, upper: np.ndarray, leave_out: bool = True) -> np.ndarray:
+    """The outputs of ``layer`` that are not constant zero in every box (all of them with
+    ``leave_out=False``, an ablation: the bounds are the same, the walk slower): the columns a
+    back-substitution walk carries."""
+    if not leave_out:
         return np.arange(layer.n_out)
     zero = layer.constant_zero(lower, upper)
     return np.flatnonzero(~np.all(zero, axis=0) if zero.ndim > 1 else ~zero)
@@ -59,7 +54,7 @@ def _concretise_min(A: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray
 
 def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weight: np.ndarray,
                      bias: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool = True,
-                     parallel: bool = False) -> tuple:
+                     parallel: bool = False, leave_out: bool = True) -> tuple:
     """Lower (and upper) symbolic bounds of ``weight @ h_{k-1} + bias`` over each box.
 
     ``weight`` is (m, n_{k-1}) or batched (B, m, n_{k-1}); ``lowers``/``uppers`` hold (B, n_j)
@@ -69,7 +64,7 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
     B = lo.shape[0]
     # an output that is constant zero in every box (an inactive ReLU) has relaxation 0: its column
     # of the coefficients is exactly 0, so the walk carries only the other columns of each layer
-    keep = [live_outputs(network.layers[j], lowers[j], uppers[j]) for j in range(k)]
+    keep = [live_outputs(network.layers[j], lowers[j], uppers[j], leave_out) for j in range(k)]
     W = np.broadcast_to(weight, (B,) + weight.shape[-2:]) if weight.ndim == 2 else weight
     m = W.shape[1]
     if k:
@@ -98,7 +93,7 @@ def _back_substitute(network: Network, k: int, lowers: list, uppers: list, weigh
 
 
 def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple | None = None,
-                 start: int = 0, unstable_only: bool = False) -> tuple:
+                 start: int = 0, unstable_only: bool = False, leave_out_inactive: bool = True) -> tuple:
     """Pre-activation bounds of every layer over each box ``[lo[b], hi[b]]``.
 
     Interval propagation intersected with back-substitution. Neurons that the cheap bounds already
@@ -147,7 +142,7 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
                 mask = np.take_along_axis(unstable, idx, axis=1)
                 rows_map = layer.linear(rows=idx)
                 sl, su, _, _ = _back_substitute(network, k, lowers, uppers, rows_map.matrix(), rows_map.bias,
-                                                lo, hi)
+                                                lo, hi, leave_out=leave_out_inactive)
                 rows = np.broadcast_to(np.arange(B)[:, None], idx.shape)
                 r, c = rows[mask], idx[mask]
                 zl[r, c] = np.maximum(zl[r, c], sl[mask])
@@ -160,7 +155,7 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
 
 
 def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.ndarray, hi: np.ndarray,
-                        a_x: np.ndarray, a_y: np.ndarray) -> tuple:
+                        a_x: np.ndarray, a_y: np.ndarray, leave_out_inactive: bool = True) -> tuple:
     """Sound lower bounds of ``a_x @ x + a_y @ y`` (rows of shape (m,)) over each box.
 
     ``lowers``/``uppers`` come from :func:`batch_bounds` for the same boxes. Returns ``(lb, A)``:
@@ -185,7 +180,7 @@ def batch_linear_bounds(network: Network, lowers: list, uppers: list, lo: np.nda
     best_lb, best_A = None, None
     for parallel in (False, True):
         _, _, A, c = _back_substitute(network, L - 1, lowers, uppers, weight, bias, lo, hi, upper=False,
-                                      parallel=parallel)
+                                      parallel=parallel, leave_out=leave_out_inactive)
         A = A + a_x[None, :, :]
         lb, mag = _concretise_min(A, c, lo, hi)
         lb = widen(lb, lb, mag)[0]

@@ -11,18 +11,18 @@ import time
 
 import numpy as np
 
-from ..domain import Box, L1Box, linear_max, linear_min
+from ..domain import Box, linear_max, linear_min
 from ..model import Network
 from ..model.layers import affine_interval, widen  # noqa: F401 (their home is reluverify.model.layers)
 from .base import Bounds
 
 
 def first_layer_or_interval(layer, domain: Box, k: int, lo: np.ndarray, hi: np.ndarray) -> tuple:
-    """Interval bounds of layer ``k`` (its own rule); for the first layer over an :class:`L1Box`, the
-    exact range over the L1 ball ∩ box (a fractional knapsack per neuron of the layer's matrix),
-    widened like every bound."""
+    """Interval bounds of layer ``k`` (its own rule); for the first layer over a domain smaller
+    than its box (an L1 ball ∩ box: a fractional knapsack per neuron of the layer's matrix), the
+    exact range over the domain, widened like every bound."""
     zl, zu = layer.interval(lo, hi)
-    if k == 0 and isinstance(domain, L1Box):
+    if k == 0 and not domain.is_its_box:
         lin = layer.linear()
         weight, bias = lin.matrix(), lin.bias
         kl = linear_min(weight, bias, domain)

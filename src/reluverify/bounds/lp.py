@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ..domain import Box, L1Box
+from ..domain import Box
 from ..model import Network
 from ..model.layers import UNSTABLE
 from ..tolerances import LP_BIAS_REL_WIDENING
@@ -47,24 +47,22 @@ class _Relaxation:
         self.row_hi = np.zeros(0)
         self.prev_cols = np.arange(n)  # columns holding the previous layer's (nonzero) outputs
         self.prev_idx = np.arange(n)  # their neuron indices in that layer
-        if isinstance(box, L1Box):
-            self._add_l1(box)
+        extra = box.lp_rows()  # a domain smaller than its box (an L1 ball) describes itself
+        if extra is not None:
+            self._add_domain_rows(*extra)
 
-    def _add_l1(self, box: L1Box) -> None:
-        """Columns t_i >= |x_i - x0_i| and the row sum(t) <= radius."""
-        n, x0 = box.size, box.center
-        room = np.maximum(box.upper - x0, x0 - box.lower)
-        self.h.addVars(n, np.zeros(n), room)
-        self.col_lo = np.concatenate([self.col_lo, np.zeros(n)])
-        self.col_hi = np.concatenate([self.col_hi, room])
-        eye = np.eye(n)
-        A = np.vstack([np.hstack([eye, -eye]), np.hstack([-eye, -eye]), np.hstack([np.zeros((1, n)), np.ones((1, n))])])
-        rlo = np.full(2 * n + 1, -self.inf)
-        rhi = np.concatenate([x0, -x0, [box.radius]])
+    def _add_domain_rows(self, col_lo, col_hi, A, rlo, rhi) -> None:
+        """The domain's own rows (:meth:`reluverify.sets.box.Box.lp_rows`) and extra columns."""
+        m = col_lo.size
+        self.h.addVars(m, col_lo, col_hi)
+        self.col_lo = np.concatenate([self.col_lo, col_lo])
+        self.col_hi = np.concatenate([self.col_hi, col_hi])
+        rlo = np.where(np.isfinite(rlo), rlo, -self.inf)
+        rhi = np.where(np.isfinite(rhi), rhi, self.inf)
         nz_r, nz_c = np.nonzero(A)
         starts = np.searchsorted(nz_r, np.arange(A.shape[0]))
         self.h.addRows(A.shape[0], rlo, rhi, nz_r.size, starts.astype(np.int32), nz_c.astype(np.int32), A[nz_r, nz_c])
-        self.blocks.append((0, 2 * n, A, rlo, rhi))
+        self.blocks.append((0, A.shape[1], A, rlo, rhi))
         self.row_lo = np.concatenate([self.row_lo, rlo])
         self.row_hi = np.concatenate([self.row_hi, rhi])
 

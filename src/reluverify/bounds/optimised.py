@@ -19,7 +19,6 @@ from ..domain import Box
 from ..model import Network
 from ..model.layers import UNSTABLE
 from .base import Bounds
-from . import batch as batch_module
 from .batch import batch_bounds
 from .interval import widen
 from .batch import live_outputs
@@ -163,9 +162,10 @@ class OptimisedBounds:
 
     name = "optimised"
 
-    def __init__(self, steps: int = ROOT_STEPS, time_limit: float | None = None):
+    def __init__(self, steps: int = ROOT_STEPS, time_limit: float | None = None, leave_out_inactive: bool = True):
         self.steps = steps
         self.time_limit = time_limit
+        self.leave_out_inactive = leave_out_inactive  # an ablation switch: same bounds, slower when off
 
     def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:
         domain.check_size(network.n_inputs)
@@ -176,14 +176,14 @@ class OptimisedBounds:
         parent = None
         if initial is not None:
             parent = ([l[None, :] for l in initial.lower], [u[None, :] for u in initial.upper])
-        L, U = batch_bounds(network, lo, hi, parent=parent)
+        L, U = batch_bounds(network, lo, hi, parent=parent, leave_out_inactive=self.leave_out_inactive)
         layers = network.layers
         for k in range(1, len(layers) - 1):
             if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                 break
             idx = np.flatnonzero(layers[k].phases(L[k][0], U[k][0]) == UNSTABLE)
             keep = None
-            if batch_module.LEAVE_OUT_INACTIVE:  # inactive neurons left out
+            if self.leave_out_inactive:  # inactive neurons left out
                 keep = [live_outputs(layer, l[0], u[0]) for layer, l, u in zip(layers, L[:k], U[:k])]
             for start in range(0, idx.size, ROOT_CHUNK):
                 sel = idx[start:start + ROOT_CHUNK]
@@ -197,7 +197,8 @@ class OptimisedBounds:
                 L[k][0, sel] = np.maximum(L[k][0, sel], lb[:n])
                 U[k][0, sel] = np.minimum(U[k][0, sel], -lb[n:])
             U[k] = np.maximum(U[k], L[k])
-            L, U = batch_bounds(network, lo, hi, parent=(L, U), start=k + 1)
+            L, U = batch_bounds(network, lo, hi, parent=(L, U), start=k + 1,
+                                leave_out_inactive=self.leave_out_inactive)
         bounds = Bounds(network, domain, [l[0] for l in L], [u[0] for u in U], method=self.name)
         bounds.time_s = time.perf_counter() - t0
         bounds.history.append((self.name, bounds.n_unstable, bounds.time_s))

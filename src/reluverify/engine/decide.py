@@ -9,7 +9,7 @@ Stages get more expensive; each only sees what the previous ones left:
 3. for networks with few inputs (``split="auto"``: at most ``SPLIT_MAX_INPUTS``) and box-shaped
    input sets, **input splitting** (:mod:`.split`);
 4. otherwise, for box-shaped input sets, **ReLU branch and bound**
-   (:mod:`reluverify.problems.branch`) from optimised root bounds; it gets ``BRANCH_TIME_SHARE`` of
+   (:mod:`reluverify.engine.branch`) from optimised root bounds; it gets ``BRANCH_TIME_SHARE`` of
    the time left;
 5. for what is still open a **MILP** per region (:mod:`.milp`) over LP-tightened bounds, the
    input set encoded: first "is the region, widened by ``VERIFY_SLACK``, reachable?"; infeasible is
@@ -33,10 +33,12 @@ from ..errors import InputError
 from ..results import PropertyResult, PropertyVerdict, Status
 from ..solvers import _check_name
 from ..spec import Region
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
+from ..solvers import DEFAULT_SOLVER
+from ..tolerances import DEFAULT_MARGIN, DEFAULT_TIME_LIMIT, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .common import Clock
 from .falsify import ATTACK_SAMPLES, ATTACK_STARTS, falsify
 from .milp import reachable
+from .options import DEFAULT_TUNING, Tuning
 from .query import Query, Witnesses
 from .split import SPLIT_MAX_INPUTS, region_rows_lb, split_portfolio
 
@@ -49,18 +51,20 @@ LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tigh
 BRANCH_TIME_SHARE = 0.5
 
 
-def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60.0, split: str | bool = "auto",
+def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | None = DEFAULT_TIME_LIMIT, split: str | bool = "auto",
            bound_method: str = "lp", threads: int | None = None, seed: int = 0, attack: bool = True,
-           branch: str | bool = "auto", screen: str = "symbolic") -> PropertyResult:
+           branch: str | bool = "auto", screen: str = "symbolic", tuning: Tuning = DEFAULT_TUNING) -> PropertyResult:
     """Decide ``query``: ``sat`` (a checked witness), ``unsat`` (a proof), ``timeout`` or ``unknown``.
 
     ``split``/``branch``: ``"auto"``, ``True`` or ``False`` for input splitting and ReLU branch and
     bound (both need box-shaped input sets); ``bound_method``: the strategy whose bounds the MILP
     uses (``"lp"``: symbolic, then LP on still-unstable neurons) and ``screen`` the one of stage 1
     (``"symbolic"``; ``"interval"`` is cheaper and weaker); ``attack=False`` skips
-    falsification. ``stats`` of the result holds counts and timings per stage.
+    falsification. ``tuning`` (:class:`~reluverify.engine.options.Tuning`): speed-ups that leave every
+    bound unchanged, on by default (off only for ablations). ``stats`` of the result holds counts
+    and timings per stage.
     """
-    from ..problems.branch import relu_branch_and_bound  # the branching stage (imports the engine's helpers)
+    from .branch import relu_branch_and_bound  # the branching stage (imports the engine's helpers)
 
     network, prop = query.network, query.prop
     proof = query.proof_regions  # what a proof must rule out (the rows raised by the query's proof slack)
@@ -86,6 +90,12 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         stats["rejected_candidates"] = checker.rejected
         return res
 
+    def near_miss(method):
+        """A point met the rows within the proof slack but not as a witness: no proof is possible."""
+        stats["near_miss"] = checker.near_miss
+        return done("unknown", method, message="a point within the proof slack of the unsafe set, but no "
+                    "checked counterexample: " + checker.last_reason)
+
     live = [i for i, r in enumerate(prop.regions) if not r.empty]
     stats["empty_regions"] = len(prop.regions) - len(live)
     if not live:
@@ -102,12 +112,14 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
             if method == "lp":  # LP tightening gets a share of the time left, never all of it
                 strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
             elif method == "optimised":
-                strategy = OptimisedBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
+                strategy = OptimisedBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()),
+                                           leave_out_inactive=tuning.leave_out_inactive)
             bounds_cache[key] = compute_bounds(network, query.bound_domain(region), strategy)
         return bounds_cache[key]
 
     remaining = []
     guides: dict = {}  # region -> input coefficients of its tightest row's lower bound
+    room: dict = {}  # region -> how far its tightest row's lower bound stays below b (<= 0)
     for i in live:
         region = proof[i]
         if region.n_rows == 0:
@@ -117,6 +129,7 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         if not np.any(lb > region.b):
             remaining.append(i)
             guides[i] = A[int(np.argmax(lb - region.b))]
+            room[i] = float(np.max(lb - region.b))
     stats["bounds_s"] = time.perf_counter() - t0
     stats["after_bounds"] = len(remaining)
     if not remaining:
@@ -127,14 +140,19 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
     # 2. falsification, on what the bounds left (random samples only help in few dimensions)
     samples = ATTACK_SAMPLES if network.n_inputs <= SPLIT_MAX_INPUTS else ATTACK_STARTS
     t0 = time.perf_counter()
-    for i in (remaining if attack else []):
-        x, v = falsify(network, prop.regions[i], seed=seed + i, samples=samples, deadline=deadline,
-                       guide=guides.get(i), inputs=query.inputs)
+    # one descent per region on box-shaped sets; on other sets (whose projection costs more) one
+    # descent on the union of the regions (they share the set), guided by the closest region
+    groups = [[i] for i in remaining] if query.boxes_only else [remaining]
+    for group in (groups if attack else []):
+        closest = min(group, key=lambda i: room.get(i, 0.0))  # the region its bounds rule out least
+        x, v = falsify(network, [prop.regions[i] for i in group], seed=seed + group[0], samples=samples,
+                       deadline=deadline, guide=guides.get(closest), inputs=query.inputs)
         if v <= 0:
-            chk = checker(x, prop.regions[i])
-            if chk is not None:
-                stats["attack_s"] = time.perf_counter() - t0
-                return done("sat", "attack", chk)
+            for i in group:
+                chk = checker(x, prop.regions[i])
+                if chk is not None:
+                    stats["attack_s"] = time.perf_counter() - t0
+                    return done("sat", "attack", chk)
         if deadline.expired():
             return done("timeout", message="time limit during falsification")
     stats["attack_s"] = time.perf_counter() - t0
@@ -154,7 +172,11 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
                 return done("timeout", message="time limit while splitting the input box")
             if status == "unknown":
                 undecided.append(i)
+                if checker.near_miss is not None:
+                    break
         stats["split_s"] = time.perf_counter() - t0
+        if checker.near_miss is not None:
+            return near_miss("split")
         if not undecided:
             return done("unsat", "split")
         remaining = undecided
@@ -183,17 +205,21 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
             root = region_bounds(region, "optimised")
             budget = Clock(max(0.1, BRANCH_TIME_SHARE * deadline.remaining() / n_left))
             status, chk, _ = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget,
-                                                   stats)
+                                                   stats, tuning=tuning)
             if status == "sat":
                 stats["branch_s"] = time.perf_counter() - t0
                 return done("sat", "branch", chk)
             if status != "unsat":
                 undecided.append(i)
+                if checker.near_miss is not None:
+                    break
             if deadline.expired():
                 stats["branch_s"] = time.perf_counter() - t0
                 return done("timeout", message="time limit in the ReLU branch-and-bound stage")
         undecided = [i for i in remaining if i in undecided]  # the MILPs go in the regions' order
         stats["branch_s"] = time.perf_counter() - t0
+        if checker.near_miss is not None:
+            return near_miss("branch")
         if not undecided:
             return done("unsat", "branch")
         remaining = undecided
@@ -234,7 +260,9 @@ def decide(query: Query, *, solver: str = "highs", time_limit: float | None = 60
         if chk is not None:
             stats["milp_s"] = time.perf_counter() - t0
             return done("sat", "milp", chk)
-        # the point sits in the slack zone: ask for one with a real margin
+        # the point sits in the slack zone: ask for one with a real margin (the near miss is kept
+        # for callers that can use it, e.g. a radius search pushing it just past the boundary)
+        stats["near_miss"] = (i, np.asarray(x, dtype=np.float64))
         margin = DEFAULT_MARGIN
         for _ in range(WITNESS_RETRIES):
             left = deadline.remaining()

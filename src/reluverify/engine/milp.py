@@ -17,14 +17,15 @@ from ..spec import Region
 
 
 def open_model(arrays, solver: str, *, threads: int | None = None, emphasis: str | None = None,
-               big_m_value: float = 0.0, options: dict | None = None):
+               big_m_value: float = 0.0, options: dict | None = None, mip_gap: float | None = None):
     """A solvable model of ``arrays`` on ``solver`` (the array-model interface), with the options
-    that solver needs for proofs on a model of this big-M (:func:`reluverify.solvers.solver_options`)."""
+    that solver needs for proofs on a model of this big-M (:func:`reluverify.solvers.solver_options`);
+    ``mip_gap``: stop at this relative gap (each backend maps it to its own option)."""
     opts = {**(solver_options(solver, big_m_value) or {}), **(options or {})} or None
     cls = array_model(solver)
     if cls is not None:
-        return cls(arrays, threads=threads, emphasis=emphasis, options=opts)
-    return PyomoArrayModel(arrays, solver, threads=threads, emphasis=emphasis, options=opts)
+        return cls(arrays, threads=threads, emphasis=emphasis, options=opts, mip_gap=mip_gap)
+    return PyomoArrayModel(arrays, solver, threads=threads, emphasis=emphasis, options=opts, mip_gap=mip_gap)
 
 
 def region_rows(arrays, region: Region, rhs_shift: float) -> tuple:
@@ -46,14 +47,26 @@ class NetworkMilp:
     ``.arrays`` the columns of inputs and outputs."""
 
     def __init__(self, network: Network, bounds, solver: str, *, inputs=None, threads: int | None = None,
-                 emphasis: str | None = None, options: dict | None = None):
+                 emphasis: str | None = None, options: dict | None = None, mip_gap: float | None = None):
         self.network, self.bounds, self.solver = network, bounds, solver
         self.big_m = big_m(bounds)
         self.arrays = network_arrays(network, bounds)
         self.model = open_model(self.arrays, solver, threads=threads, emphasis=emphasis, big_m_value=self.big_m,
-                                options=options)
+                                options=options, mip_gap=mip_gap)
         if inputs is not None:
             inputs.encode(self.model, self.arrays.input_cols)
+
+    def minimise_distance(self, ball, cutoff: float | None = None) -> None:
+        """Objective: the distance of the inputs to ``ball``'s centre in its norm
+        (:meth:`~reluverify.sets.ball.Ball.encode_distance`); with ``cutoff``, only points closer
+        than it."""
+        cols, coefs, const = ball.encode_distance(self.model, self.arrays.input_cols)
+        costs: dict = {}
+        for col, coef in zip(cols, coefs):
+            costs[int(col)] = costs.get(int(col), 0.0) + float(coef)
+        self.model.set_objective(costs, "min", offset=const)
+        if cutoff is not None:
+            self.model.add_rows(-np.inf, float(cutoff) - const, [(list(costs), list(costs.values()))])
 
     def add_region(self, region: Region, rhs_shift: float) -> None:
         lower, upper, rows = region_rows(self.arrays, region, rhs_shift)

@@ -26,7 +26,9 @@ class Query:
     ``extra(x) -> str | None``: anything else a witness must satisfy (checked, never encoded).
     ``proof_slack``: a region counts as unreachable only when its rows provably stay above
     ``b + proof_slack`` (robustness: no wrong class may come within ``VERIFY_SLACK`` of the true
-    one; a point in between is neither a witness nor a proof).
+    one; a point in between is neither a witness nor a proof). ``reference_slack``: how far the
+    source model may miss a strict witness's rows (their margin: it must show the change, not the
+    float64 margin).
     """
 
     network: Network
@@ -36,6 +38,7 @@ class Query:
     reference: object = None
     extra: object = None
     proof_slack: float = 0.0
+    reference_slack: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.prop, Property):
@@ -88,10 +91,14 @@ class Witnesses:
         self.query = query
         self.rejected = 0
         self.last_reason = ""
+        #: a point in a proof region (the rows raised by the query's proof slack) that is no witness:
+        #: no proof is possible any more; stages that search for one stop (``(region index, x)``)
+        self.near_miss = None
 
     def __call__(self, x: np.ndarray, region: Region):
         q = self.query
         idx = q.region_index(region)
+        proof_region = region if (q.proof_slack and region is q.proof_regions[idx]) else None
         region = q.prop.regions[idx]
         x = np.clip(np.asarray(x, dtype=np.float64), region.lower, region.upper)
         if q.inputs is not None:
@@ -100,9 +107,13 @@ class Witnesses:
         if q.inputs is not None and not q.inputs.contains(point):
             point = x
         chk = check_counterexample(q.network, q.prop, point, q.reference, strict=q.strict, inputs=q.inputs,
-                                   extra=q.extra, regions=[idx])
+                                   extra=q.extra, regions=[idx], reference_slack=q.reference_slack)
         if chk.ok:
             return chk
         self.rejected += 1
         self.last_reason = chk.reason
+        if proof_region is not None and self.near_miss is None:
+            y = q.network.forward(point)
+            if proof_region.violation(point, y) <= 0:
+                self.near_miss = (idx, point)
         return None

@@ -12,6 +12,8 @@ import numpy as np
 
 from ..bounds.batch import batch_bounds, batch_linear_bounds
 from ..model import Network
+from ..model.layers.base import widen
+from ..sets.box import linear_min
 from ..spec import Region
 from .common import ArrayStack, Clock
 from .falsify import rows_value
@@ -79,6 +81,8 @@ def split(network: Network, region: Region, checker, deadline: Clock, stats: dic
                 chk = checker(cand[i], region)
                 if chk is not None:
                     return finish("sat", chk)
+                if getattr(checker, "near_miss", None) is not None:
+                    return finish("unknown")  # no proof is possible: a point meets the rows, by too little
         width = hi - lo
         if score_rows == "all":
             score = np.max(np.abs(A), axis=1) * width
@@ -135,6 +139,8 @@ def split_portfolio(network: Network, region: Region, checker, deadline: Clock,
                 stats["split_strategy"] = k
                 return status, chk
             if status == "unknown":
+                if getattr(checker, "near_miss", None) is not None:
+                    return "unknown", None
                 unknown.add(k)
         if len(unknown) == len(SPLIT_PORTFOLIO):
             return "unknown", None
@@ -142,8 +148,20 @@ def split_portfolio(network: Network, region: Region, checker, deadline: Clock,
 
 
 def region_rows_lb(network: Network, bounds, region: Region, with_coefficients: bool = False):
-    """Lower bounds of the region's rows over its box (and, if asked, their input coefficients)."""
+    """Lower bounds of the region's rows over its box, and over the bounds' domain where that knows
+    more than its box (an L1 ball: the linear lower bound is minimised over the ball too); and, if
+    asked, their input coefficients."""
     lo, hi = region.lower[None, :], region.upper[None, :]
     lb, A = batch_linear_bounds(network, [l[None, :] for l in bounds.lower], [u[None, :] for u in bounds.upper],
                                 lo, hi, region.a_x, region.a_y)
-    return (lb[0], A[0]) if with_coefficients else lb[0]
+    lb, A = lb[0], A[0]
+    domain = bounds.domain
+    if not np.array_equal(domain.lower, region.lower) or hasattr(domain, "center"):
+        # lb = A x* + c over the box (already widened down): c = lb - min_box(A x); the same linear
+        # function minimised over the domain, widened for the rounding of that sum
+        box_min = np.sum(np.minimum(A * region.lower, A * region.upper), axis=1)
+        const = lb - box_min
+        over = linear_min(A, const, domain)
+        mag = np.abs(A) @ np.maximum(np.abs(region.lower), np.abs(region.upper)) + np.abs(const)
+        lb = np.maximum(lb, widen(over, over, mag)[0])
+    return (lb, A) if with_coefficients else lb

@@ -1,6 +1,8 @@
 """Problems built on a network block: each adds its objective/constraints and returns a result."""
 
-from .adversarial import AdversarialModel, max_confidence, minimal_distortion
+from .adversarial import AdversarialModel
+from .confidence import max_confidence
+from .distortion import minimal_distortion
 from .inference import build_inference_model, infer
 from .prototype import class_prototype
 from .robustness import verify_robustness

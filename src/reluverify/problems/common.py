@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..engine.common import ArrayStack, Clock  # noqa: F401 (used by problems.branch)
+from ..engine.common import Clock  # noqa: F401 (the problems time their work with it)
 from ..model import Network
 
 
@@ -43,3 +43,29 @@ def check_time(time_limit):
     if not ok:
         shown = repr(time_limit) if isinstance(time_limit, str) else time_limit
         raise InputError(f"time_limit must be positive (seconds) or None, got {shown}")
+
+
+def resolve_reference(reference, keras_model, network: Network):
+    """The source model that must confirm a witness, as a callable ``x -> outputs`` (or None).
+
+    ``reference`` is a Keras model (anything with ``predict``) or a callable; ``keras_model`` is its
+    old name (a DeprecationWarning)."""
+    import warnings
+
+    from ..check import keras_logits
+
+    if keras_model is not None:
+        warnings.warn("keras_model= is now reference= (the source model, Keras or any callable x -> outputs); "
+                      "the old name will be removed", DeprecationWarning, stacklevel=4)
+        if reference is not None:
+            raise InputError("give the source model once, as reference= (keras_model= is its old name)")
+        reference = keras_model
+    if reference is None:
+        return None
+    if hasattr(reference, "predict"):
+        model = reference
+        return lambda x: keras_logits(model, x, network.input_shape)
+    if callable(reference):
+        return reference
+    raise InputError(f"reference must be the source model (a Keras model or a callable x -> outputs), got "
+                     f"{type(reference).__name__}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
+from ..solvers import DEFAULT_SOLVER
+from ..tolerances import DEFAULT_TIME_LIMIT
 from ..bounds import compute_bounds
 from ..check import compare_outputs
 from ..domain import Box
@@ -43,11 +45,11 @@ def build_inference_model(network: Network, x, domain: Box | None = None, bound_
 def infer(
     network: Network,
     x,
-    solver: str = "highs",
+    solver: str = DEFAULT_SOLVER,
     *,
     domain: Box | None = None,
     bound_method="interval",
-    time_limit: float | None = 60.0,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
     threads: int | None = None,
     **solve_options,
 ) -> InferenceResult:

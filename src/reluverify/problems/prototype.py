@@ -1,13 +1,14 @@
 """Class prototypes: the input the network scores most strongly as one class.
 
 The course notebook's "ideal 8": over the valid input box (``[0, 1]^n`` for scaled images),
-optionally within ``budget`` of a ``reference`` image, find
+optionally within ``eps`` of an image ``around``, find
 
 * ``objective="margin"``: ``max out_cls - max_{j != cls} out_j``, with an auxiliary variable
   ``m >= out_j`` for every ``j != cls`` and the objective ``out_cls - m``; or
 * ``objective="logit"``: ``max out_cls`` among the inputs where ``cls`` wins.
 
-Same discipline as :mod:`reluverify.problems.adversarial`: the prototype is snapped into its domain
+The MILP is the engine's (:func:`reluverify.problems.confidence.objective_milp` over the input set);
+the prototype is snapped into its set
 and re-checked by a float64 forward pass (its argmax must be ``cls``, by at least ``margin``);
 ``objective`` is recomputed from the point and ``objective_bound`` is the solver's proven upper
 bound, which holds even when the run timed out.
@@ -15,20 +16,26 @@ bound, which holds even when the run timed out.
 
 from __future__ import annotations
 
-import numpy as np
-import pyomo.environ as pyo
+import warnings
 
-from ..check import check_witness, target_gap
-from ..domain import Box, Perturbation, check_norm
+import numpy as np
+
+from ..bounds import compute_bounds
+from ..check import check_witness, distances, solver_proof, target_gap
+from ..domain import Box, Perturbation
+from ..engine.common import Clock
 from ..errors import InputError
 from ..model import Network
 from ..results import AdversarialResult, Status, Verdict
+from ..sets import check_norm
 from ..solvers import _check_name
-from ..tolerances import DEFAULT_MARGIN, MARGIN_GROWTH, OPTIMAL_REL_GAP, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES
-from .adversarial import AdversarialModel, fill_witness
-from .common import Clock, check_time, class_index, finite_nonnegative
+from ..solvers import DEFAULT_SOLVER
+from ..tolerances import DEFAULT_MARGIN, DEFAULT_TIME_LIMIT, MARGIN_GROWTH, OPTIMAL_REL_GAP, RETRY_MARGIN_STEP, \
+    VERIFY_SLACK, WITNESS_RETRIES
+from .common import check_time, class_index, finite_nonnegative, resolve_reference
+from .confidence import objective_milp
 from .attack import backpropagate
-from .universal import _project_l1
+from ..sets.l1 import project_l1
 from ..threads import limit_blas
 
 OBJECTIVES = ("margin", "logit")
@@ -39,7 +46,7 @@ def _ascent(network: Network, cls: int, x0: np.ndarray, box: Box, budget: float 
     """Projected sign-gradient ascent on the margin (then the logit) of ``cls`` inside ``box`` and the
     L1 ball; returns ``(point, value)`` of the best point where ``cls`` wins by ``margin``, or ``None``.
     Proves nothing; its point is re-checked like the solver's."""
-    if network.layers[-1].activation != "linear" or not np.any(box.upper > box.lower):
+    if not network.layers[-1].affine or not np.any(box.upper > box.lower):
         return None
     rng = np.random.default_rng(seed)
     lo, hi = box.lower, box.upper
@@ -49,7 +56,7 @@ def _ascent(network: Network, cls: int, x0: np.ndarray, box: Box, budget: float 
     def project(x):
         x = np.clip(x, lo, hi)
         if l1 is not None:
-            x = np.clip(x0 + _project_l1(x - x0, lo - x0, hi - x0, l1), lo, hi)
+            x = np.clip(x0 + project_l1(x - x0, lo - x0, hi - x0, l1), lo, hi)
         return x
 
     def grad_of(x, use_logit):
@@ -57,8 +64,11 @@ def _ascent(network: Network, cls: int, x0: np.ndarray, box: Box, budget: float 
         masked = out.copy()
         masked[cls] = -np.inf
         j = int(np.argmax(masked))
-        last = network.layers[-1]
-        return out, backpropagate(network, pre, last.weight[cls] - (0.0 if use_logit else last.weight[j]))
+        e = np.zeros_like(out)  # out_cls (- out_j) as a row over the outputs
+        e[cls] += 1.0
+        if not use_logit:
+            e[j] -= 1.0
+        return out, backpropagate(network, pre, network.layers[-1].vjp(pre[-1], e))
 
     best, best_val = None, -np.inf
     for r in range(restarts):
@@ -93,88 +103,92 @@ def class_prototype(
     network: Network,
     cls: int,
     *,
-    reference=None,
-    budget: float | None = None,
+    around=None,
+    eps: float | None = None,
     norm: str = "l1",
     valid: Box | None = None,
-    solver: str = "highs",
-    time_limit: float | None = 120.0,
+    solver: str = DEFAULT_SOLVER,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
     threads: int | None = None,
     objective: str = "margin",
     margin: float = DEFAULT_MARGIN,
     mip_gap: float | None = None,
     bound_method="symbolic",
     attack: bool = True,
+    reference=None,
+    budget: float | None = None,
 ) -> AdversarialResult:
-    """The input in ``valid`` (optionally within ``budget`` of ``reference`` in ``norm``, L1 or
+    """The input in ``valid`` (optionally within ``eps`` of the image ``around`` in ``norm``, L1 or
     L-inf) that maximises class ``cls``'s margin over every other class (``objective="margin"``)
     or its logit among the inputs where it wins (``"logit"``).
 
     Returns an :class:`~reluverify.results.AdversarialResult` with ``problem="class_prototype"``,
-    ``x`` the reference (or the centre of the valid box), ``x_adv`` the prototype, ``target=cls``,
+    ``x`` the image ``around`` (or the centre of the valid box), ``x_adv`` the prototype, ``target=cls``,
     ``objective`` recomputed from the prototype and ``objective_bound`` proven by the solver.
     A gradient ascent runs first (``attack=False`` skips it); the better of its point and the
     solver's is reported. Verdicts: ``found`` (a re-checked prototype whose argmax is ``cls`` by ``margin``), ``robust``
     (the solver proved that ``cls`` never wins in the domain), else ``unknown``.
+    ``reference``: the source model that must confirm the prototype (a Keras model or a callable
+    ``x -> logits``). Old names: ``budget`` for ``eps``, and ``reference=`` an image for ``around=``.
     """
     _check_name(solver)
     check_time(time_limit)
+    if reference is not None and not callable(reference) and not hasattr(reference, "predict"):
+        warnings.warn("class_prototype(reference=IMAGE) is now around=IMAGE (reference= is the source model "
+                      "everywhere); the old use will be removed", DeprecationWarning, stacklevel=3)
+        if around is not None:
+            raise InputError("give the image once, as around= (reference= an image is its old name)")
+        around, reference = reference, None
+    if budget is not None:
+        warnings.warn("class_prototype(budget=) is now eps= (the name every question uses); the old name will be "
+                      "removed", DeprecationWarning, stacklevel=3)
+        if eps is not None:
+            raise InputError("give the radius once, as eps= (budget= is its old name)")
+        eps = budget
+    ref = resolve_reference(reference, None, network)
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     norm = check_norm(norm)
     if norm not in ("l1", "linf"):
-        raise InputError(f"the prototype's budget supports the norms 'l1' and 'linf', got {norm!r}")
+        raise InputError(f"the prototype's eps supports the norms 'l1' and 'linf', got {norm!r}")
     margin = finite_nonnegative(margin, "margin")
     t = class_index(network, cls, "cls")
-    if budget is not None:
-        b = finite_nonnegative(budget, "budget")
-        if reference is None:
-            raise InputError("a budget is measured from a reference image; pass reference= as well")
-        budget = b  # 0 is refused by Perturbation with its own message
+    if eps is not None:
+        eps = finite_nonnegative(eps, "eps")
+        if around is None:
+            raise InputError("eps is measured from an image; pass around= as well")
+        if eps == 0:
+            raise InputError("eps must be positive (0 leaves only the image itself)")
     n = network.n_inputs
     valid = valid if valid is not None else Box.uniform(n)
     if not isinstance(valid, Box):
         raise InputError(f"valid must be a reluverify Box, got {type(valid).__name__}")
     valid.check_size(n)
-    if reference is None:
-        x0 = (valid.lower + valid.upper) / 2.0
-    else:
-        x0 = network.as_point(reference)
-    pert = Perturbation(valid=valid, budget=budget, budget_norm=norm)
+    x0 = (valid.lower + valid.upper) / 2.0 if around is None else network.as_point(around)
+    inputs = Perturbation(valid=valid).input_set(x0, norm if eps is not None else None, eps)
+    box = inputs.hull()
 
     clock = Clock(time_limit)
     logits = network.forward(x0)
     res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="class_prototype",
-                            norm=norm if budget is not None else None, x=x0,
-                            original_class=int(np.argmax(logits)), logits=logits, target=t)
-    adv = AdversarialModel(network, x0, pert, bound_method=bound_method)
-    res.bounds_summary = adv.bounds.summary()
-    out = adv.net.outputs
-    m = adv.model
-    K = network.n_outputs
-    others = [k for k in range(K) if k != t]
-    if objective == "margin":
-        lo, hi = adv.bounds.output_bounds()
-        # max_j out_j >= out_j >= lo_j for every j: the largest lower bound is a valid lower bound
-        m.max_other = pyo.Var(bounds=(float(np.max(lo[others])), float(np.max(hi[others]))))
-        m.max_other_def = pyo.Constraint(others, rule=lambda b, k: m.max_other >= out[k])
-        adv.set_objective(out[t] - m.max_other, sense=pyo.maximize)
-    else:
-        adv.set_objective(out[t], sense=pyo.maximize)
+                            norm=norm if eps is not None else None, x=x0,
+                            original_class=int(np.argmax(logits)), logits=logits, target=t, eps=eps)
+    bounds = compute_bounds(network, inputs.bound_domain(), bound_method)
+    res.bounds_summary = bounds.summary()
 
     def value_of(lg):
         return float(lg[t]) if objective == "logit" else target_gap(lg, t)
 
     def check(point):
-        return check_witness(network, point, domain=adv.box, original_class=res.original_class, target=t,
-                             margin=margin, extra=adv.budget_problem)
+        return check_witness(network, point, domain=box, original_class=res.original_class, target=t,
+                             margin=margin, extra=inputs.problem, reference=ref)
 
     best, best_val, source = None, -np.inf, None
     notes = []
     if attack:
-        h = _ascent(network, t, x0, adv.box, budget, norm, objective, margin)
+        h = _ascent(network, t, x0, box, eps, norm, objective, margin)
         if h is not None:
-            point = adv.fit_budget(np.clip(h[0], adv.box.lower, adv.box.upper))
+            point = inputs.fit(h[0])
             if check(point).ok:
                 best, best_val, source = point, value_of(network.forward(point)), "gradient ascent"
 
@@ -184,7 +198,6 @@ def class_prototype(
     # a win by a hair more than ``margin``; when the margin objective's run gave no bound (CBC on a
     # MILP without binaries reports none), the first of them asks for the win up to VERIFY_SLACK
     # instead, so that "cls never wins" can still be proven by the slack rule.
-    slack_rows = [adv.gap_expr(t, k, -VERIFY_SLACK) for k in others]
     slack_run = objective == "logit"
     retry = 0
     for attempt in range(WITNESS_RETRIES + 2):
@@ -193,20 +206,21 @@ def class_prototype(
             break
         proof_run = attempt == 0 or not slack_run
         if attempt == 0:
-            adv.set_goal([] if objective == "margin" else slack_rows)
+            goal = None if objective == "margin" else -VERIFY_SLACK
         elif not slack_run:
             slack_run = True
-            adv.set_goal(slack_rows)
+            goal = -VERIFY_SLACK
         elif retry < WITNESS_RETRIES:
-            need = margin + RETRY_MARGIN_STEP * MARGIN_GROWTH ** (2 * retry)
+            goal = margin + RETRY_MARGIN_STEP * MARGIN_GROWTH ** (2 * retry)
             retry += 1
-            adv.set_goal([adv.gap_expr(t, k, need) for k in others])
         else:
             break
-        sres = adv.solve(solver, clock.left(), threads, mip_gap)
+        milp = objective_milp(network, bounds, inputs, t, objective, goal, solver=solver, threads=threads,
+                              mip_gap=mip_gap)
+        sres, point = milp.solve(clock.left())
         res.solves.append(sres)
         if proof_run:
-            proof = adv.proof(sres)
+            proof = solver_proof(sres, milp.big_m)
             if proof.note:
                 notes.append(proof.note)
             if proof.infeasible:
@@ -224,12 +238,12 @@ def class_prototype(
                                  "(solver proof)")
                     break
         elif sres.status == Status.INFEASIBLE:
-            notes.append(f"no input makes class {t} win by {need:.3g}")
+            notes.append(f"no input makes class {t} win by {goal:.3g}")
             break
-        if not sres.has_solution:
+        if point is None:
             notes.append(f"the solver gave no solution ({sres.status})")
             break
-        point = adv.point()
+        point = inputs.fit(point)
         chk = check(point)
         if chk.ok:
             val = value_of(network.forward(point))
@@ -246,9 +260,13 @@ def class_prototype(
         notes.append(f"prototype rejected ({chk.reason}); re-solving with class {t} required to win")
 
     if best is not None:
-        fill_witness(res, network, best, res.norm or "l1")
+        res.x_adv = best
+        res.adv_logits = network.forward(best)
+        res.adversarial_class = int(np.argmax(res.adv_logits))
+        res.distances = distances(best, x0)
+        res.distance = res.distances[res.norm or "l1"]
         res.objective = value_of(res.adv_logits)
-        res.checks = {"forward": True, "keras": None}
+        res.checks = {"forward": True, "keras": None if ref is None else True}
         res.verdict = Verdict.FOUND
         notes.append(f"prototype from the {source}")
         if res.objective_bound is not None:

@@ -14,67 +14,77 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..check import class_gap, distances, keras_logits
+from ..check import class_gap, distances
 from ..engine.decide import decide
 from ..engine.query import Query
 from ..errors import InputError
-from ..model import Layer, Network
+from ..model import Network
 from ..results import AdversarialResult, PropertyVerdict, Verdict
-from ..sets import check_norm
+from ..sets import ball, check_norm
 from ..sets.base import InputSet
 from ..spec import Property, Region
 from ..threads import limit_blas
-from ..tolerances import VERIFY_SLACK
-from .common import check_time, class_index
+from ..solvers import DEFAULT_SOLVER
+from ..tolerances import DEFAULT_TIME_LIMIT, VERIFY_SLACK
+from .common import check_time, class_index, resolve_reference
 
 
 def logit_network(network: Network) -> tuple:
     """``(network on the pre-activations of its last layer, whether they differ)``: a monotone
     output activation (ReLU) is dropped; the class-change rows take care of it."""
     last = network.layers[-1]
-    if last.activation == "linear":
+    if last.affine:
         return network, False
     from dataclasses import replace
 
-    return replace(network, layers=network.layers[:-1] + (Layer(last.weight, last.bias, "linear"),),
+    return replace(network, layers=network.layers[:-1] + (last.without_activation(),),
                    name=network.name + " (pre-activations of the outputs)"), True
 
 
-def class_change_query(network: Network, label: int, inputs: InputSet, *, targets=None, reference=None,
-                       extra=None) -> Query:
-    """The query "is some input of ``inputs`` classified as one of ``targets`` (default: any class
-    but ``label``) strictly?" (see the module docstring). ``reference(x)`` gives the source model's
-    outputs (the rows hold on a ReLU-output model's outputs too); ``extra(x) -> str | None``."""
+def class_change_query(network: Network, label: int, inputs: InputSet, *, target: int | None = None,
+                       margin: float = 0.0, ratio: float | None = None, reference=None, extra=None) -> Query:
+    """The query "does some input of ``inputs`` change the class ``label``?" (see the module
+    docstring): untargeted, one region per wrong class ``j`` (``out_c - out_j <= -margin``); with
+    ``target``, one region where ``target`` beats every other class by ``margin``; with ``ratio``
+    (the course notebook's rule) the winner must also satisfy ``out_c <= ratio * out_j``. Witnesses
+    meet the rows strictly; proofs rule out the rows raised by ``margin + VERIFY_SLACK``.
+    ``reference(x)`` gives the source model's outputs (the rows hold on a ReLU-output model's
+    outputs too); ``extra(x) -> str | None`` checks anything else (a budget ...)."""
     net, pre = logit_network(network)
     K, n = network.n_outputs, network.n_inputs
-    c = label
-    targets = [j for j in range(K) if j != c] if targets is None else list(targets)
+    c, e = label, np.eye(K)
     box = inputs.hull()
-    regions = []
-    for j in targets:
-        rows = [np.eye(K)[c] - np.eye(K)[j]]  # out_c - out_j <= 0
-        if pre:
-            rows.append(-np.eye(K)[j])  # -z_j <= 0: the winner's output is positive
+
+    def region(rows):
         a_y = np.array(rows)
-        regions.append(Region(box.lower, box.upper, np.zeros((len(rows), n)), a_y, np.zeros(len(rows))))
+        return Region(box.lower, box.upper, np.zeros((len(rows), n)), a_y, np.full(len(rows), -margin))
+
+    regions = []
+    for j in ([target] if target is not None else [j for j in range(K) if j != c]):
+        if target is not None:
+            rows = [e[k] - e[j] for k in range(K) if k != j]  # out_k - out_t <= -margin for every k
+        else:
+            rows = [e[c] - e[j]]  # out_c - out_j <= -margin
+        if pre:
+            rows.append(-e[j])  # -z_j <= -margin: the winner's output is positive (ReLU outputs)
+        regions.append(region(rows))
+    if ratio is not None:  # out_c - ratio * out_j <= 0, in the same regions (b stays 0 for this row)
+        regions = [Region(r.lower, r.upper, np.vstack([r.a_x, np.zeros((1, n))]),
+                          np.vstack([r.a_y, e[c] - ratio * e[j]]), np.append(r.b, 0.0))
+                   for r, j in zip(regions, [target] if target is not None else [j for j in range(K) if j != c])]
 
     def changed(x):  # belt and braces: the class change on the network as given
         problem = extra(x) if extra is not None else None
         if problem:
             return problem
-        gap = class_gap(network.forward(x), c)
-        return None if gap > 0 else f"float64 forward pass of the network as given: class margin {gap:.3g}"
+        lg = network.forward(x)
+        gap = class_gap(lg, c) if target is None else -class_gap(lg, target)
+        return None if gap > 0 and gap >= margin else \
+            f"float64 forward pass of the network as given: class margin {gap:.3g} below {margin:.3g}"
 
     return Query(net, Property(n, K, tuple(regions), name=f"class change of {c}"),
                  inputs=None if inputs.is_box else inputs, strict=True, reference=reference, extra=changed,
-                 proof_slack=VERIFY_SLACK)
-
-
-def keras_reference(keras_model, network: Network):
-    """``x -> outputs`` of the source Keras model (float32), or None."""
-    if keras_model is None:
-        return None
-    return lambda x: keras_logits(keras_model, x, network.input_shape)
+                 proof_slack=VERIFY_SLACK + margin, reference_slack=margin)
 
 
 def robustness_set(network: Network, x0: np.ndarray, eps, norm: str, perturbation) -> tuple:
@@ -106,14 +116,15 @@ def verify_robustness(
     *,
     label: int | None = None,
     perturbation=None,
-    solver: str = "highs",
-    time_limit: float | None = 120.0,
+    solver: str = DEFAULT_SOLVER,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
     threads: int | None = None,
-    keras_model=None,
+    reference=None,
     bound_method="lp",
     attack: bool = True,
     split: str | bool = "auto",
     branch: str | bool = "auto",
+    keras_model=None,
 ) -> AdversarialResult:
     """Prove that no input within ``eps`` of ``x`` (in ``norm``, inside the valid box and the limits
     of ``perturbation``) changes the class (``robust``), or return a re-checked counterexample
@@ -139,8 +150,12 @@ def verify_robustness(
     inputs, eps = robustness_set(network, x0, eps, norm, perturbation)
     res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="verify_robustness", norm=norm, x=x0,
                             original_class=c, logits=logits, eps=eps)
-    reference = keras_reference(keras_model, network)
+    reference = resolve_reference(reference, keras_model, network)
     query = class_change_query(network, c, inputs, reference=reference)
+    from ..domain import Perturbation
+
+    base = perturbation or Perturbation()
+    norm_ball = ball(norm, x0, None, valid=base.valid_box(x0.size), mask=base.mask)  # measures a witness
     if class_gap(logits, c) > 0:  # the point itself may be a counterexample (a tie is not)
         from ..engine.query import Witnesses
 
@@ -148,7 +163,7 @@ def verify_robustness(
         for region in query.prop.regions:
             chk = check(x0, region)
             if chk is not None:
-                _witness(res, network, chk.x, norm, reference is not None)
+                _witness(res, network, chk.x, norm_ball, reference is not None)
                 res.message = "the input itself is not classified as the given label"
                 return res
     out = decide(query, solver=solver, time_limit=time_limit, bound_method=bound_method, threads=threads,
@@ -158,7 +173,7 @@ def verify_robustness(
     res.solves = list(out.stats.get("solves", []))
     res.stats = out.stats
     if out.verdict == PropertyVerdict.SAT:
-        _witness(res, network, out.x, norm, reference is not None)
+        _witness(res, network, out.x, norm_ball, reference is not None)
         res.message = f"counterexample from the {_STAGE.get(out.method, out.method)}"
     elif out.verdict == PropertyVerdict.UNSAT:
         res.verdict = Verdict.ROBUST
@@ -175,11 +190,11 @@ _STAGE = {"attack": "gradient attack", "split": "input splitting", "branch": "Re
           "milp": "MILP", "bounds": "bounds"}
 
 
-def _witness(res: AdversarialResult, network: Network, x: np.ndarray, norm: str, referenced: bool) -> None:
+def _witness(res: AdversarialResult, network: Network, x: np.ndarray, norm_ball, referenced: bool) -> None:
     res.verdict = Verdict.NOT_ROBUST
     res.x_adv = np.asarray(x, dtype=np.float64)
     res.adv_logits = network.forward(res.x_adv)
     res.adversarial_class = int(np.argmax(res.adv_logits))
-    res.distances = distances(res.x_adv, res.x)
-    res.distance = res.distances[norm]
+    res.distances = distances(res.x_adv, res.x, norm_ball)
+    res.distance = res.distances[norm_ball.norm]
     res.checks = {"forward": True, "keras": True if referenced else None}

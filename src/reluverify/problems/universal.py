@@ -1,9 +1,12 @@
 """Universal adversarial perturbations: one shared change ``delta`` applied to several images.
 
 The course notebook's follow-up question: *is there one perturbation that fools many images at
-once?* Every image ``x_k`` gets its own copy of the network (a Pyomo block made by
-:func:`~reluverify.formulation.add_network`), whose input variables are linked to one shared
-perturbation vector by ``x_k = x0_k + delta``.
+once?* Every image ``x_k`` gets its own copy of the network's rows, whose inputs are linked to one
+shared perturbation vector by ``x_k = x0_k + delta``. :func:`universal_perturbation` solves it on
+the engine's array MILP (:class:`UniversalMilp`: :func:`~reluverify.formulation.stack_arrays` of
+:func:`~reluverify.formulation.network_arrays` per image, the size of ``delta`` encoded by its
+input set from :mod:`reluverify.sets`); :class:`UniversalModel` builds the same model as Pyomo
+blocks (:func:`~reluverify.formulation.add_network`) for users who add their own constraints.
 
 **No clipping.** ``x0_k + delta`` must itself lie in the valid box (``[0, 1]^n`` by default) for
 *every* image, so each ``delta_i`` is bounded by the intersection over the images:
@@ -33,6 +36,7 @@ message says so.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,14 +45,16 @@ import pyomo.environ as pyo
 from ..bounds import compute_bounds
 from ..bounds.base import big_m, logit_difference_upper
 from ..check import class_gap, distances, solver_proof
+from ..sets.l1 import project_l1
 from ..domain import Box, check_norm
 from ..errors import InputError
 from ..formulation import add_network, linear_expr
 from ..model import Network
-from ..results import ShortRepr, Status, Verdict
-from ..solvers import _check_name, solve, solver_options
+from ..results import ShortRepr, SolveResult, Status, Verdict
+from ..solvers import _check_name
+from ..solvers import DEFAULT_SOLVER
 from ..tolerances import (
-    BIG_M_SLACK, BUDGET_CHECK_REL_TOLERANCE, DEFAULT_MARGIN, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, OPTIMAL_REL_GAP,
+    BIG_M_SLACK, BUDGET_CHECK_REL_TOLERANCE, DEFAULT_MARGIN, DEFAULT_TIME_LIMIT, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, OPTIMAL_REL_GAP,
     REPAIR_SCALES, RETRY_MARGIN_STEP, VERIFY_SLACK, WITNESS_RETRIES,
 )
 from .common import Clock, check_time, class_index, finite_nonnegative
@@ -276,6 +282,13 @@ class UniversalModel:
         m.linf_neg = pyo.Constraint([i for i in free if lo[i] < 0], rule=lambda b, i: -m.delta[i] <= e)
         return e
 
+    # ----- the engine's array MILP (what universal_perturbation solves)
+    def array_milp(self, milp_margin: float, cutoff, solver: str, threads: int | None = None) -> "UniversalMilp":
+        """The same MILP as :meth:`build` + :meth:`set_margin` + :meth:`set_cutoff`, as arrays on
+        ``solver``'s array model (one copy of the network's rows per image, :func:`~reluverify.formulation.stack_arrays`),
+        the size of the shared perturbation encoded by its input set (:mod:`reluverify.sets`)."""
+        return UniversalMilp(self, milp_margin, cutoff, solver, threads)
+
     def set_margin(self, milp_margin: float) -> None:
         """(Re)build the rows ``out_kj - out_kc >= milp_margin - M_kj (1 - s_kj)``."""
         m = self.model
@@ -311,6 +324,87 @@ class UniversalModel:
 
     def solution(self) -> np.ndarray:
         return np.array([0.0 if (v.value is None) else float(v.value) for v in self.delta], dtype=np.float64)
+
+
+class UniversalMilp:
+    """One solve of the universal-perturbation MILP on a backend's array model: columns of every
+    image's network copy, the shared ``delta`` (its box ``[d_lo, d_hi]``), a binary ``s_kj`` per
+    open (image, wrong class) pair and, in mode ``max_fooled``, ``f_k`` per image."""
+
+    def __init__(self, um: UniversalModel, milp_margin: float, cutoff, solver: str, threads: int | None):
+        from ..engine.milp import open_model
+        from ..formulation import network_arrays, stack_arrays
+        from ..sets import ball
+
+        X, labels, mode = um.X, um.labels, um.mode
+        K, n = X.shape
+        images = list(range(K)) if mode == "all" else um.open_images
+        arrays, offsets = stack_arrays([network_arrays(um.network, um.bounds[k]) for k in images])
+        self.big_m = um.big_m
+        model = self.model = open_model(arrays, solver, threads=threads, big_m_value=self.big_m)
+        n_out = um.network.n_outputs
+        delta = np.array([model.add_column(float(um.d_lo[i]), float(um.d_hi[i])) for i in range(n)], dtype=np.int64)
+        self.delta_cols = delta
+        ins = np.asarray(arrays.input_cols).reshape(len(images), n)
+        outs = np.asarray(arrays.output_cols).reshape(len(images), n_out)
+        # x_k = x0_k + delta: one equality row per image and value
+        model.add_rows(X[images].ravel(), X[images].ravel(),
+                       [([int(ins[a, i]), int(delta[i])], [1.0, -1.0]) for a in range(len(images)) for i in range(n)])
+        pick_rows, pick_lo = [], []
+        gap_rows, gap_lo = [], []
+        self.f_cols = []
+        for a, k in enumerate(images):
+            c = int(labels[k])
+            s_cols = [model.add_column(0.0, 1.0, integral=True) for _ in um.open_classes[k]]
+            if mode == "max_fooled":
+                f = model.add_column(0.0, 1.0, integral=True)
+                self.f_cols.append(f)
+                pick_rows.append((s_cols + [f], [1.0] * len(s_cols) + [-1.0]))  # sum_j s_kj >= f_k
+                pick_lo.append(0.0)
+            else:
+                pick_rows.append((s_cols, [1.0] * len(s_cols)))  # sum_j s_kj >= 1
+                pick_lo.append(1.0)
+            for j, sc in zip(um.open_classes[k], s_cols):
+                M = max(0.0, milp_margin + logit_difference_upper(um.bounds[k], c, j)) + BIG_M_SLACK
+                # out_j - out_c >= milp_margin - M (1 - s_kj)
+                gap_rows.append(([int(outs[a, j]), int(outs[a, c]), sc], [1.0, -1.0, -M]))
+                gap_lo.append(milp_margin - M)
+        model.add_rows(np.array(pick_lo), np.inf, pick_rows)
+        model.add_rows(np.array(gap_lo), np.inf, gap_rows)
+        size = None
+        if um.norm == "l1" and (um.budget is not None or mode == "all"):
+            size = ball("l1", np.zeros(n), None, valid=Box(um.d_lo, um.d_hi))
+            if um.budget is not None:
+                size.with_radius(float(um.budget)).encode(model, delta)
+        elif mode == "all":
+            size = ball("linf", np.zeros(n), None, valid=Box(um.d_lo, um.d_hi))
+        dist = None
+        if size is not None:
+            cols, coefs, const = size.encode_distance(model, delta)
+            dist = ({int(col): float(cf) for col, cf in zip(cols, coefs)}, float(const))
+        if mode == "max_fooled":
+            model.set_objective({f: 1.0 for f in self.f_cols}, "max")
+            if cutoff is not None:
+                model.add_rows(float(int(cutoff)), np.inf, [(self.f_cols, [1.0] * len(self.f_cols))])
+        else:
+            model.set_objective(dist[0], "min", offset=dist[1])
+            if cutoff is not None:
+                model.add_rows(-np.inf, float(cutoff) - dist[1], [(list(dist[0]), list(dist[0].values()))])
+        self.values = None
+
+    def solve(self, time_limit: float | None) -> SolveResult:
+        sres, values = self.model.solve(time_limit=time_limit)
+        self.values = values
+        return sres
+
+    def claimed(self) -> int:
+        """How many images the solver's solution claims to fool."""
+        if not self.f_cols:
+            return -1
+        return int(np.count_nonzero(np.asarray(self.values)[self.f_cols] > 0.5))
+
+    def solution(self) -> np.ndarray:
+        return np.asarray(self.values, dtype=np.float64)[self.delta_cols]
 
 
 # --------------------------------------------------------------------------- checking a perturbation
@@ -393,24 +487,10 @@ def _gap_gradients(network: Network, Xa: np.ndarray, labels: np.ndarray) -> tupl
     masked[rows, labels] = -np.inf
     j = np.argmax(masked, axis=1)
     gap = out[rows, j] - out[rows, labels]
-    last = network.layers[-1]
-    return gap, backpropagate(network, pre, last.weight[j] - last.weight[labels])
-
-
-def _project_l1(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, radius: float) -> np.ndarray:
-    """Euclidean projection of ``v`` onto ``{d : lo <= d <= hi, |d|_1 <= radius}`` (``lo <= 0 <= hi``)."""
-    d = np.clip(v, lo, hi)
-    if float(np.sum(np.abs(d))) <= radius:
-        return d
-    a, b = 0.0, float(np.max(np.abs(v)))
-    for _ in range(60):  # bisection on the soft threshold
-        tau = 0.5 * (a + b)
-        d = np.clip(np.sign(v) * np.maximum(np.abs(v) - tau, 0.0), lo, hi)
-        if float(np.sum(np.abs(d))) > radius:
-            a = tau
-        else:
-            b = tau
-    return np.clip(np.sign(v) * np.maximum(np.abs(v) - b, 0.0), lo, hi)
+    e = np.zeros_like(out)  # out_j - out_c as rows over the outputs
+    e[rows, j] += 1.0
+    e[rows, labels] -= 1.0
+    return gap, backpropagate(network, pre, network.layers[-1].vjp(pre[-1], e))
 
 
 def _attack(chk: "_Checker", lo: np.ndarray, hi: np.ndarray, l1_radius: float | None, want_all: bool,
@@ -419,7 +499,7 @@ def _attack(chk: "_Checker", lo: np.ndarray, hi: np.ndarray, l1_radius: float | 
     little), one shared ``delta`` in ``[lo, hi]`` (and the L1 ball). Proves nothing; every answer
     goes through :meth:`_Checker.evaluate` like the MILP's."""
     network, X, labels, K = chk.network, chk.X, chk.labels, len(chk.labels)
-    if network.layers[-1].activation != "linear" or not np.any(hi > lo):
+    if not network.layers[-1].affine or not np.any(hi > lo):
         return None
     rng = np.random.default_rng(seed)
     if restarts is None:
@@ -438,7 +518,7 @@ def _attack(chk: "_Checker", lo: np.ndarray, hi: np.ndarray, l1_radius: float | 
         else:
             weights, d = rng.uniform(0.2, 1.0, K), lo + rng.random(lo.size) * (hi - lo)
         if l1_radius is not None:
-            d = _project_l1(d, lo, hi, l1_radius)
+            d = project_l1(d, lo, hi, l1_radius)
         for it in range(steps):
             gap, G = _gap_gradients(network, X + d[None, :], labels)
             n_now = int(np.sum((gap > 0) & (gap >= chk.margin)))
@@ -461,7 +541,7 @@ def _attack(chk: "_Checker", lo: np.ndarray, hi: np.ndarray, l1_radius: float | 
                 top = np.abs(g) >= np.quantile(np.abs(g), 0.95)
                 u = np.sign(g) * top
                 u /= max(1.0, float(np.sum(np.abs(u))))
-                d = _project_l1(d + (0.5 * frac + 0.05) * l1_radius * u, lo, hi, l1_radius)
+                d = project_l1(d + (0.5 * frac + 0.05) * l1_radius * u, lo, hi, l1_radius)
     if best is None or best["n"] == 0:
         return None
     return best
@@ -506,24 +586,26 @@ def universal_perturbation(
     *,
     eps: float | None = None,
     norm: str = "linf",
-    budget: float | None = None,
     mode: str = "max_fooled",
-    solver: str = "highs",
-    time_limit: float | None = 120.0,
+    linf_cap: float | None = None,
+    solver: str = DEFAULT_SOLVER,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
     threads: int | None = None,
     margin: float = DEFAULT_MARGIN,
     valid: Box | None = None,
     bound_method="symbolic",
     attack: bool = True,
+    budget: float | None = None,
 ) -> UniversalResult:
     """One perturbation ``delta`` added to every image of ``xs`` that fools as many of them as
     possible (``mode="max_fooled"``) or all of them with the smallest norm (``mode="all"``).
 
     ``labels`` defaults to each image's predicted class; an image is fooled when another class
-    beats its label by at least ``margin`` in the float64 forward pass. Sizes: ``norm="linf"``
-    takes the radius ``eps`` (required for ``max_fooled``; an optional cap for ``all``);
-    ``norm="l1"`` takes ``budget`` (required for ``max_fooled``; an optional cap for ``all``) and
-    optionally ``eps`` as a per-value cap. ``x0_k + delta`` stays in ``valid`` (``[0, 1]^n`` by
+    beats its label by at least ``margin`` in the float64 forward pass. Size: ``eps``, the radius
+    of ``delta`` in ``norm`` (``"linf"`` or ``"l1"``; required for ``max_fooled``, an optional cap
+    for ``all``); ``linf_cap`` caps every value of ``delta`` besides (useful with L1).
+    ``budget=B`` is the old spelling of an L1 size (then ``eps`` was the per-value cap): it still
+    works, with a DeprecationWarning. ``x0_k + delta`` stays in ``valid`` (``[0, 1]^n`` by
     default) for every image, without clipping (see the module notes).
 
     A gradient attack runs first (``attack=False`` skips it); the MILP then only looks for better
@@ -541,18 +623,32 @@ def universal_perturbation(
     _check_name(solver)
     check_time(time_limit)
     margin = finite_nonnegative(margin, "margin")
-    eps = _positive(eps, "eps")
+    if budget is not None:  # the old names: budget = the L1 size, eps = the per-value cap
+        warnings.warn("universal_perturbation(budget=B, eps=CAP) is now eps=B, linf_cap=CAP (eps is the size in "
+                      "norm everywhere); the old names will be removed", DeprecationWarning, stacklevel=3)
+        if linf_cap is not None:
+            raise InputError("give the per-value cap once, as linf_cap= (with budget=, eps= was its old name)")
+        eps = _positive(eps, "eps")  # the per-value cap, in the old spelling
+    else:  # below, ``budget`` is the L1 size and ``eps`` the per-value bound, as the model needs them
+        eps = _positive(eps, "eps")
+        linf_cap = _positive(linf_cap, "linf_cap")
+        if norm == "l1":
+            budget, eps = eps, linf_cap
+            if budget is None and mode == "max_fooled":
+                raise InputError("mode='max_fooled' with norm='l1' needs eps (the L1 size of the perturbation)")
+        elif linf_cap is not None:
+            eps = linf_cap if eps is None else min(eps, linf_cap)
     if budget is not None:
-        b = finite_nonnegative(budget, "budget")
+        b = finite_nonnegative(budget, "eps" if norm == "l1" else "budget")
         if b == 0:
-            raise InputError("budget 0 allows no change at all; give a positive budget")
+            raise InputError("an L1 size of 0 allows no change at all; give a positive eps")
         budget = b
     if norm == "linf" and budget is not None:
         raise InputError("for norm='linf' give the radius as eps, not as budget")
     if mode == "max_fooled" and norm == "linf" and eps is None:
         raise InputError("mode='max_fooled' with norm='linf' needs eps (the L-inf radius of the perturbation)")
     if mode == "max_fooled" and norm == "l1" and budget is None:
-        raise InputError("mode='max_fooled' with norm='l1' needs budget (the L1 size of the perturbation)")
+        raise InputError("mode='max_fooled' with norm='l1' needs eps (the L1 size of the perturbation)")
 
     X = _images(network, xs)
     K, n = X.shape
@@ -611,7 +707,6 @@ def universal_perturbation(
         notes.append(f"no MILP needed: the bounds rule out the other {K - n_open} images" if n_open < K
                      else "no MILP needed: every image is fooled")
     else:
-        um.build()
         claimed_first = None
         for attempt in range(WITNESS_RETRIES + 1):
             if clock.expired():
@@ -620,11 +715,9 @@ def universal_perturbation(
             # attempt 0: the proof MILP (a wrong class within VERIFY_SLACK of the label);
             # later attempts: a real margin, so that the float64 check passes
             milp_margin = -VERIFY_SLACK if attempt == 0 else margin * MARGIN_GROWTH ** (attempt - 1) + RETRY_MARGIN_STEP
-            um.set_margin(milp_margin)
             cutoff = None if best is None else (best["n"] + 1 if mode == "max_fooled" else best["distance"])
-            um.set_cutoff(cutoff)
-            sres = solve(um.model, solver, time_limit=None if clock.left() is None else max(clock.left(), 0.05),
-                         threads=threads, options=solver_options(solver, um.big_m))
+            milp = um.array_milp(milp_margin, cutoff, solver, threads)
+            sres = milp.solve(None if clock.left() is None else max(clock.left(), 0.05))
             res.solves.append(sres)
             if attempt == 0:
                 proof = solver_proof(sres, um.big_m)
@@ -657,13 +750,13 @@ def universal_perturbation(
                 notes.append(f"no perturbation fools more images by margin {milp_margin:.3g}" if mode == "max_fooled"
                              else f"no smaller perturbation fools all images by margin {milp_margin:.3g}")
                 break
-            if not sres.has_solution:
+            if not sres.has_solution or milp.values is None:
                 notes.append(f"the MILP gave no solution ({sres.status})")
                 break
-            claimed = um.claimed()
+            claimed = milp.claimed() if mode == "max_fooled" else K
             if attempt == 0:
                 claimed_first = claimed
-            cand = chk.repair(um.solution(), want_all)
+            cand = chk.repair(milp.solution(), want_all)
             if better(cand, best):
                 best, source = cand, "MILP"
             if mode == "max_fooled":

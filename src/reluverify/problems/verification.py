@@ -11,6 +11,8 @@ within VNN-COMP's tolerance).
 
 from __future__ import annotations
 
+from ..solvers import DEFAULT_SOLVER
+from ..tolerances import DEFAULT_TIME_LIMIT
 from ..engine.decide import decide
 from ..engine.query import Query
 from ..model import Network
@@ -24,8 +26,8 @@ def check_property(
     network: Network,
     prop: Property,
     *,
-    solver: str = "highs",
-    time_limit: float | None = 60.0,
+    solver: str = DEFAULT_SOLVER,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
     reference=None,
     split: str | bool = "auto",
     bound_method: str = "lp",
@@ -33,6 +35,7 @@ def check_property(
     seed: int = 0,
     attack: bool = True,
     branch: str | bool = "auto",
+    tuning=None,
 ) -> PropertyResult:
     """Decide whether some input in ``prop`` reaches its unsafe set (see :mod:`reluverify.spec`).
 
@@ -42,9 +45,11 @@ def check_property(
     ``bound_method`` is the strategy whose bounds the MILP uses (``"lp"``: symbolic, then LP on
     still-unstable neurons). ``attack=False`` skips the falsification stage (counterexamples then
     come only from splitting or the MILP). ``branch``: ``"auto"`` runs ReLU branch and bound
-    (:mod:`reluverify.problems.branch`) where the input box is not split, ``True``/``False``
-    force it. Returns a :class:`~reluverify.results.PropertyResult`.
+    (:mod:`reluverify.engine.branch`) where the input box is not split, ``True``/``False``
+    force it. ``tuning``: the engine's speed-ups (:class:`~reluverify.engine.options.Tuning`; for
+    ablations). Returns a :class:`~reluverify.results.PropertyResult`.
     """
     query = Query(network, prop, reference=reference)
     return decide(query, solver=solver, time_limit=time_limit, split=split, bound_method=bound_method,
-                  threads=threads, seed=seed, attack=attack, branch=branch)
+                  threads=threads, seed=seed, attack=attack, branch=branch,
+                  **({} if tuning is None else {"tuning": tuning}))

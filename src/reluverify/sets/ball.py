@@ -89,6 +89,22 @@ class Ball(InputSet):
     def hull(self):
         return self._hull
 
+    def max_radius(self) -> float:
+        """The largest distance from the centre within the hull of the unbounded ball (the farthest
+        corner): a radius at which this ball is its whole masked valid box."""
+        h, c = self.valid, self.center
+        far = np.where(h.upper - c > c - h.lower, h.upper, h.lower)
+        if self.mask is not None:
+            far = np.where(self.mask, far, c)
+        r = float(self.distance(far))
+        # the hull at r is max(lower, c - r): c - (c - lower) may round above lower; a few steps up
+        # make the ball at this radius hold the corner (and so the whole box) exactly
+        for _ in range(8):
+            if not r > 0 or self.with_radius(r).contains(far):
+                break
+            r = float(np.nextafter(r, np.inf))
+        return r
+
     def with_radius(self, radius) -> "Ball":
         return type(self)(self.center, radius, valid=self.valid, mask=self.mask)
 

@@ -79,6 +79,17 @@ class Box(InputSet):
     def hull(self) -> "Box":
         return self
 
+    #: False for a domain smaller than its box (an L1 ball in a box): the bound strategies then
+    #: bound the first layer exactly over it (:func:`linear_min`/:func:`linear_max`) and add
+    #: :meth:`lp_rows` to their LP relaxation
+    is_its_box = True
+
+    def lp_rows(self):
+        """Rows an LP relaxation adds on the input columns (and extra columns) to describe the
+        domain beyond its box: ``(extra column lower, extra column upper, A, row lower, row upper)``
+        with ``A`` over ``[inputs, extra columns]``; None for a plain box."""
+        return None
+
     def problem(self, x) -> str | None:
         return _outside_box(self, np.asarray(x, dtype=np.float64).ravel())
 
@@ -110,6 +121,15 @@ class L1Box(Box):
 
     center: np.ndarray = None
     radius: float = 0.0
+    is_its_box = False
+
+    def lp_rows(self):
+        """Columns ``t_i >= |x_i - center_i|`` and the row ``sum(t) <= radius``."""
+        n, x0 = self.size, self.center
+        room = np.maximum(self.upper - x0, x0 - self.lower)
+        eye = np.eye(n)
+        A = np.vstack([np.hstack([eye, -eye]), np.hstack([-eye, -eye]), np.hstack([np.zeros((1, n)), np.ones((1, n))])])
+        return np.zeros(n), room, A, np.full(2 * n + 1, -np.inf), np.concatenate([x0, -x0, [self.radius]])
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,19 +11,35 @@ from .ball import Ball
 
 
 def project_l1(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, radius: float) -> np.ndarray:
-    """Euclidean projection of ``v`` onto ``{d : lo <= d <= hi, |d|_1 <= radius}`` (``lo <= 0 <= hi``)."""
-    d = np.clip(v, lo, hi)
-    if float(np.sum(np.abs(d))) <= radius:
-        return d
-    a, b = 0.0, float(np.max(np.abs(v)))
-    for _ in range(60):  # bisection on the soft threshold
-        tau = 0.5 * (a + b)
-        d = np.clip(np.sign(v) * np.maximum(np.abs(v) - tau, 0.0), lo, hi)
-        if float(np.sum(np.abs(d))) > radius:
-            a = tau
-        else:
-            b = tau
-    return np.clip(np.sign(v) * np.maximum(np.abs(v) - b, 0.0), lo, hi)
+    """Euclidean projection of ``v`` (one vector, or a batch as rows) onto
+    ``{d : lo <= d <= hi, |d|_1 <= radius}`` (``lo <= 0 <= hi``), exactly: the projection is the
+    soft threshold ``d_i = sign(v_i) clip(|v_i| - tau, 0, cap_i)`` whose L1 norm is ``radius``, a
+    piecewise linear decreasing function of ``tau``; its breakpoints are sorted once per row and the
+    segment holding ``radius`` is interpolated (no iteration)."""
+    one = np.ndim(v) == 1
+    V = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    D = np.clip(V, lo, hi)
+    over = np.sum(np.abs(D), axis=1) > radius
+    if not np.any(over):
+        return D[0] if one else D
+    W = V[over]
+    A = np.abs(W)
+    C = np.maximum(np.where(W > 0, hi, -np.asarray(lo)), 0.0) * np.ones_like(W)  # room in v's direction
+    f0 = np.sum(np.minimum(A, C), axis=1)  # the norm at tau = 0
+    # each value starts shrinking at max(|v| - cap, 0) (slope -1) and reaches 0 at |v| (slope back +1)
+    T = np.concatenate([np.maximum(A - C, 0.0), A], axis=1)
+    dS = np.concatenate([-np.ones_like(A), np.ones_like(A)], axis=1)
+    order = np.argsort(T, axis=1, kind="stable")
+    T = np.take_along_axis(T, order, axis=1)
+    slope = np.cumsum(np.take_along_axis(dS, order, axis=1), axis=1)  # on [T_k, T_k+1]
+    F = f0[:, None] + np.concatenate([np.zeros((len(W), 1)), np.cumsum(slope[:, :-1] * np.diff(T, axis=1), axis=1)],
+                                     axis=1)
+    k = np.argmax(F <= radius, axis=1)  # the first breakpoint at or below the radius (k >= 1: f0 > radius)
+    rows = np.arange(len(W))
+    s_k = slope[rows, k - 1]
+    tau = T[rows, k - 1] + np.where(s_k < 0, (radius - F[rows, k - 1]) / np.where(s_k < 0, s_k, -1.0), 0.0)
+    D[over] = np.sign(W) * np.clip(A - tau[:, None], 0.0, C)
+    return D[0] if one else D
 
 
 class L1Ball(Ball):
@@ -71,10 +87,8 @@ class L1Ball(Ball):
         if self.radius is None:
             return super().fit(X)
         h, c = self.hull(), self.center
-        lo, hi = h.lower - c, h.upper - c
-        if X.ndim == 1:
-            return c + project_l1(X - c, lo, hi, self.radius)
-        return np.stack([c + project_l1(x - c, lo, hi, self.radius) for x in X])
+        # c + (lo - c) may round a step past lo: clip (towards c, so the distance only shrinks)
+        return np.clip(c + project_l1(X - c, h.lower - c, h.upper - c, self.radius), h.lower, h.upper)
 
     def encode_distance(self, milp, input_cols) -> tuple:
         h, c = self.hull(), self.center

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ball import Ball
+from .base import _outside_box
 
 
 class LinfBall(Ball):
@@ -17,6 +18,11 @@ class LinfBall(Ball):
 
     def _cap(self):
         return self.radius
+
+    def problem(self, x) -> str | None:
+        # the set is its hull, computed once in float64 (c - r, c + r clipped into the valid box);
+        # ``|x - c|`` recomputed at a corner can exceed ``r`` by a rounding step, so the hull decides
+        return _outside_box(self.hull(), np.asarray(x, dtype=np.float64).ravel())
 
     def distance(self, x):
         d = np.abs(np.asarray(x, dtype=np.float64) - self.center)

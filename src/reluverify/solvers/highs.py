@@ -176,7 +176,7 @@ class HighsArrayModel:
     """
 
     def __init__(self, arrays, *, threads: int | None = None, emphasis: str | None = None,
-                 options: dict | None = None, tee: bool = False):
+                 options: dict | None = None, tee: bool = False, mip_gap: float | None = None):
         import highspy
 
         if emphasis == "proof":
@@ -190,6 +190,7 @@ class HighsArrayModel:
         settings = {
             **HIGHS_OPTIONS,
             **({"threads": int(threads)} if threads is not None else {}),
+            **({"mip_rel_gap": float(mip_gap)} if mip_gap is not None else {}),
             **(options or {}),
         }
         for key, val in settings.items():

@@ -17,8 +17,9 @@ class PyomoArrayModel:
     with ``solver`` through Pyomo. ``options``/``emphasis``/``threads`` as for :func:`solve`."""
 
     def __init__(self, arrays, solver: str, *, threads: int | None = None, emphasis: str | None = None,
-                 options: dict | None = None, tee: bool = False):
+                 options: dict | None = None, tee: bool = False, mip_gap: float | None = None):
         self.arrays = arrays
+        self.mip_gap = mip_gap
         self.solver, self.threads, self.emphasis, self.options, self.tee = solver, threads, emphasis, options, tee
         self.col_lower = list(np.asarray(arrays.col_lower, dtype=np.float64))
         self.col_upper = list(np.asarray(arrays.col_upper, dtype=np.float64))
@@ -107,6 +108,8 @@ class PyomoArrayModel:
 
         m.rows = pyo.Constraint(range(len(rows)), rule=rule)
         cols = sorted(self.costs)
+        used = {c for _lo, _hi, cs, _vs in rows for c in cs} | set(cols)
+        self._unused = [j for j in range(n) if j not in used]  # written to no file: no value comes back
         m.obj = pyo.Objective(expr=LinearExpression(constant=self.offset, linear_coefs=[self.costs[c] for c in cols],
                                                     linear_vars=[xs[c] for c in cols]),
                               sense=pyo.maximize if self.sense == "max" else pyo.minimize)
@@ -118,10 +121,13 @@ class PyomoArrayModel:
 
         m, xs = self._build()
         res = solve(m, self.solver, time_limit=time_limit, threads=self.threads, emphasis=self.emphasis,
-                    options=self.options, tee=self.tee)
+                    options=self.options, tee=self.tee, mip_gap=self.mip_gap)
         values = None
         if res.has_solution:
             values = np.array([np.nan if v.value is None else float(v.value) for v in xs], dtype=np.float64)
+            for j in self._unused:  # in no row and not in the objective: any value within its bounds
+                if np.isnan(values[j]):
+                    values[j] = float(np.clip(0.0, self.col_lower[j], self.col_upper[j]))
             if not np.all(np.isfinite(values)):  # a solution file without some values: no point
                 values = None
         return res, values

@@ -49,12 +49,12 @@ from ..bounds.optimised import optimised_bound
 from ..model import Network
 from ..spec import Region
 from .common import ArrayStack, Clock
+from .options import DEFAULT_TUNING, Tuning
 from ..threads import limit_blas
 
 OPT_STEPS = 20  # gradient steps on the slopes and multipliers per bounded domain
 BRANCH_CANDIDATES = 1  # neurons looked ahead per split (1: the best score, no look-ahead)
 LOOK_AHEAD_STEPS = 5
-WARM_START = True  # split domains start their optimised bound from the parent's parameters
 BRANCH_BATCH = 32  # domains split per step (2x as many children are bounded together)
 MAX_DOMAINS = 100_000  # open domains kept at most (memory: about 2 x 8 bytes per neuron each)
 
@@ -110,8 +110,10 @@ class _Domains:
     """Bounding and splitting of domains shared by regions with one input box (arrays with a
     leading domain axis; ``live`` (B, R) says which regions a domain has not ruled out yet)."""
 
-    def __init__(self, network: Network, regions: list, opt_steps: int = OPT_STEPS, candidates: int = 1):
+    def __init__(self, network: Network, regions: list, opt_steps: int = OPT_STEPS, candidates: int = 1,
+                 tuning: Tuning = DEFAULT_TUNING):
         self.network, self.regions, self.opt_steps, self.candidates = network, regions, opt_steps, candidates
+        self.tuning = tuning
         # the optimised bound needs an affine output layer (a ReLU output keeps the plain bound)
         self.optimise = opt_steps > 0 and network.layers[-1].affine
         # every region's rows stacked: rows ``start[r]:start[r + 1]`` belong to region ``r``
@@ -132,7 +134,8 @@ class _Domains:
         B = lowers[0].shape[0]
         lo = np.broadcast_to(self.lo, (B, self.lo.size))
         hi = np.broadcast_to(self.hi, (B, self.hi.size))
-        lb, A = batch_linear_bounds(self.network, lowers, uppers, lo, hi, self.a_x, self.a_y)
+        lb, A = batch_linear_bounds(self.network, lowers, uppers, lo, hi, self.a_x, self.a_y,
+                                    leave_out_inactive=self.tuning.leave_out_inactive)
         excess = lb - self.b[None, :]
         reg_ex = np.empty((B, R))
         best = np.empty((B, R), dtype=int)  # per region, the row closest to ruling it out
@@ -150,7 +153,7 @@ class _Domains:
             lb_o, corners, fit = optimised_bound(self.network.layers, [l[d] for l in lowers],
                                                  [u[d] for u in uppers], lo[d], hi[d], self.a_x[row],
                                                  self.a_y[row], self.opt_steps, keep=self.keep, start=warm)
-            if R == 1 and fit is not None and WARM_START:
+            if R == 1 and fit is not None and self.tuning.warm_start:
                 out = tuple([np.zeros((B, k.size)) for k in self.keep] for _ in range(2))
                 for group, new in zip(out, fit):
                     for p, q in zip(group, new):
@@ -210,14 +213,14 @@ class _Domains:
         lo = np.broadcast_to(self.lo, (2 * B, self.lo.size))
         hi = np.broadcast_to(self.hi, (2 * B, self.hi.size))
         return batch_bounds(self.network, lo, hi, parent=(lo_c, hi_c), start=int(layer.min()) + 1,
-                            unstable_only=True)
+                            unstable_only=True, leave_out_inactive=self.tuning.leave_out_inactive)
 
 
 @limit_blas
 def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list, checker,
                           deadline: Clock, stats: dict, *, batch: int = BRANCH_BATCH,
                           max_domains: int = MAX_DOMAINS, opt_steps: int = OPT_STEPS,
-                          candidates: int = BRANCH_CANDIDATES) -> tuple:
+                          candidates: int = BRANCH_CANDIDATES, tuning: Tuning = DEFAULT_TUNING) -> tuple:
     """Decide ``regions`` (one :class:`~reluverify.spec.Region` or a list of regions with the same
     input box) by ReLU splitting from root bounds ``lowers``/``uppers`` (per layer, valid over the
     box). One tree serves all regions: a domain is dropped once every region is ruled out on it
@@ -228,7 +231,8 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
     proof), ``"sat"`` (with the check), ``"unknown"`` (a leaf with no unstable neuron left, or more
     than ``max_domains`` open domains) or ``"timeout"`` (``deadline`` expired); ``undecided`` lists
     the indices (into ``regions``) of the regions some open domain has not ruled out (empty for
-    ``"unsat"``). ``stats["branch_domains"]`` counts the domains bounded.
+    ``"unsat"``). ``stats["branch_domains"]`` counts the domains bounded. ``tuning``: the speed-ups
+    (:class:`~reluverify.engine.options.Tuning`), on by default.
     """
     if isinstance(regions, Region):
         regions = [regions]
@@ -241,8 +245,8 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
     box = (regions[0].lower, regions[0].upper)
     if any(not (np.array_equal(r.lower, box[0]) and np.array_equal(r.upper, box[1])) for r in regions):
         raise ValueError("relu_branch_and_bound: the regions must share one input box")
-    dom = _Domains(network, regions, opt_steps, candidates)
-    dom.keep = [live_outputs(layer, np.asarray(l), np.asarray(u))
+    dom = _Domains(network, regions, opt_steps, candidates, tuning)
+    dom.keep = [live_outputs(layer, np.asarray(l), np.asarray(u), tuning.leave_out_inactive)
                 for layer, l, u in zip(network.layers[:-1], lowers[:-1], uppers[:-1])]
     R = len(regions)
     n_bounded = 0
@@ -283,6 +287,8 @@ def relu_branch_and_bound(network: Network, regions, lowers: list, uppers: list,
                 chk = checker(x[i], regions[r[i]])
                 if chk is not None:
                     return ("sat", chk, live)
+                if getattr(checker, "near_miss", None) is not None:
+                    return ("unknown", None, live)  # no proof is possible: a point meets the rows, by too little
         flat = open_ & (score <= 0)  # all stable, still open: the relaxation cannot decide there
         if np.any(flat):
             stuck[:] |= np.any(live[flat], axis=0)
