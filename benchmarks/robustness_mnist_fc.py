@@ -18,7 +18,7 @@ instance's official timeout):
 Verdicts are scored against ``ground_truth.csv`` (``robust`` = unsat, ``not_robust`` = sat); a
 decided answer that contradicts it is counted as wrong and printed loudly. Counterexamples of both
 calls are re-checked here by a float64 forward pass. Writes ``benchmarks/results/robustness_mnist_fc.csv``
-(one row per instance and tool, appended as it finishes) and ``.md``.
+(one row per instance and tool, appended as it finishes) and ``.md`` (``--out NAME``: other names).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--tools", default="verify_robustness,check_property")
+    ap.add_argument("--out", default="robustness_mnist_fc", help="name of the result files under benchmarks/results/")
     args = ap.parse_args()
     root = VNNCOMP / "mnist_fc"
     if not root.exists():
@@ -77,7 +78,7 @@ def main() -> int:
                 instances.append((onnx_rel, vnn_rel, float(timeout)))
     instances = instances[:args.limit]
     tools = args.tools.split(",")
-    out_csv = HERE / "results" / "robustness_mnist_fc.csv"
+    out_csv = HERE / "results" / f"{args.out}.csv"
     command = ("OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/robustness_mnist_fc.py "
                + shlex.join(sys.argv[1:]))
     rows = []
