@@ -594,7 +594,7 @@ def test_typed_errors():
         max_confidence(net, x, other, eps=float("nan"))
     with pytest.warns(DeprecationWarning, match="eps= and norm="), pytest.raises(InputError, match="eps"):
         max_confidence(net, x, other, budget=-1.0)  # the old name still works (and says the new one)
-    with pytest.raises(InputError, match="once"):
+    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="once"):
         max_confidence(net, x, other, eps=0.5, budget=0.5)
     with pytest.raises(InputError, match="budget"):
         Perturbation(budget=-0.5)

@@ -5,6 +5,8 @@ states the direction it checks: the MILP answer must be at least as good as the 
 the solver's proven bound must not be beaten by any sample.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -273,7 +275,8 @@ def test_universal_rejects_bad_images(xs):
     dict(eps=0.1, valid=Box.uniform(3)),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "no-size")
 def test_universal_rejects_bad_options(kw):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # budget= is an old name (tested below)
         universal_perturbation(tiny(1), images(1), **kw)
 
 
@@ -318,7 +321,7 @@ def test_prototype_old_names_still_work_and_say_the_new_ones():
     new = class_prototype(net, 0, around=ref, eps=0.3, attack=False)
     assert old.verdict == new.verdict and old.objective == new.objective
     np.testing.assert_array_equal(old.x, ref)
-    with pytest.raises(InputError, match="once"):
+    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="once"):
         class_prototype(net, 0, around=ref, reference=ref, eps=0.3)
 
 
