@@ -31,6 +31,7 @@ from .errors import (
 )
 from .formulation import NetworkBlock, add_network
 from .model import Layer, Network
+from .model.trees import TreeEnsemble
 from .domain import Perturbation
 from .engine.options import Tuning
 from .problems import AdversarialModel, UniversalResult, class_prototype, max_confidence, minimal_distortion, \
@@ -60,6 +61,14 @@ def from_onnx(model, **kwargs) -> Network:
     return _from_onnx(model, **kwargs)
 
 
+def from_sklearn(model, **kwargs):
+    """Import a fitted scikit-learn tree model (decision tree, random forest, extra trees, gradient
+    boosting) as a :class:`TreeEnsemble` (io/sklearn.py; scikit-learn itself is not imported)."""
+    from .io.sklearn import from_sklearn as _from_sklearn
+
+    return _from_sklearn(model, **kwargs)
+
+
 def read_vnnlib(source, **kwargs) -> Property:
     """Read a VNN-LIB property (path, ``.vnnlib.gz`` or text) as a :class:`Property`."""
     from .io.vnnlib import read_vnnlib as _read_vnnlib
@@ -76,5 +85,5 @@ __all__ = [
     "MissingDependencyError", "ModelError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",
     "UnsupportedLayerError", "add_network", "available_solvers", "blas_threads", "set_blas_threads", "build_inference_model",
-    "compute_bounds", "from_keras", "infer", "interval_bounds", "solve",
+    "compute_bounds", "from_keras", "from_sklearn", "TreeEnsemble", "infer", "interval_bounds", "solve",
 ]

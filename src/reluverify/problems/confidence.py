@@ -24,6 +24,7 @@ from ..model import Network
 from ..results import AdversarialResult, Status, Verdict
 from ..sets import check_norm
 from ..threads import limit_blas
+from .dispatch import by_model
 from ..solvers import DEFAULT_SOLVER
 from ..tolerances import DEFAULT_MARGIN, DEFAULT_TIME_LIMIT, MARGIN_GROWTH, RETRY_MARGIN_STEP, VERIFY_SLACK, \
     WITNESS_RETRIES
@@ -70,6 +71,7 @@ def _budget(eps, norm, budget, budget_norm):
 
 
 @limit_blas
+@by_model
 def max_confidence(
     network: Network,
     x,

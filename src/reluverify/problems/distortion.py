@@ -25,6 +25,7 @@ from ..model import Network
 from ..results import AdversarialResult, Verdict
 from ..sets import ball, check_norm
 from ..threads import limit_blas
+from .dispatch import by_model
 from ..solvers import DEFAULT_SOLVER
 from ..tolerances import DEFAULT_MARGIN, DEFAULT_TIME_LIMIT, INTEGER_BOUND_TOLERANCE, MARGIN_GROWTH, OPTIMAL_REL_GAP, REPAIR_SCALES, \
     RETRY_MARGIN_STEP, WITNESS_RETRIES
@@ -47,6 +48,7 @@ def with_relu_outputs(network: Network) -> Network:
 
 
 @limit_blas
+@by_model
 def minimal_distortion(
     network: Network,
     x,

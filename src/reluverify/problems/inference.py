@@ -15,6 +15,7 @@ from ..model import Network
 from ..results import InferenceResult, Status
 from ..solvers import solve
 from ..threads import limit_blas
+from .dispatch import by_model
 
 
 def build_inference_model(network: Network, x, domain: Box | None = None, bound_method="interval"):
@@ -42,6 +43,7 @@ def build_inference_model(network: Network, x, domain: Box | None = None, bound_
 
 
 @limit_blas
+@by_model
 def infer(
     network: Network,
     x,

@@ -24,6 +24,7 @@ from ..sets import ball, check_norm
 from ..sets.base import InputSet
 from ..spec import Property, Region
 from ..threads import limit_blas
+from .dispatch import by_model
 from ..solvers import DEFAULT_SOLVER
 from ..tolerances import DEFAULT_TIME_LIMIT, VERIFY_SLACK
 from .common import check_time, class_index, resolve_reference
@@ -108,6 +109,7 @@ def robustness_set(network: Network, x0: np.ndarray, eps, norm: str, perturbatio
 
 
 @limit_blas
+@by_model
 def verify_robustness(
     network: Network,
     x,

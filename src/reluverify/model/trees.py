@@ -1,0 +1,318 @@
+"""Tree ensembles, framework-neutral: decision trees, random forests and boosted trees.
+
+A :class:`TreeEnsemble` is a tuple of :class:`Tree` objects and the rule that combines their leaf
+values into per-output scores:
+
+* ``aggregation``: ``"sum"`` (boosting: ``base + sum_t v_t``), ``"average"`` (forests:
+  ``base + (sum_t v_t) / T``) or ``"vote"`` (hard votes: each tree's leaf value is one-hot on its
+  own argmax, summed; the importer stores the one-hot values, so it is ``"sum"`` to every consumer);
+* ``base_score``: one number per output; ``link``: how the framework maps scores to probabilities
+  (``"identity"``, ``"sigmoid"``, ``"softmax"``, ``"normalised"``); the class is decided on the
+  scores, which every link keeps in order;
+* ``score_dtype``: the float type the framework sums leaves in (XGBoost: float32), so that
+  :meth:`TreeEnsemble.forward` gives its numbers bit for bit;
+* ``tie``: which class wins a tie of scores, ``"low"`` (NumPy's argmax, every framework's
+  multi-class rule) or ``"high"`` (scikit-learn's binary gradient boosting: class 1 when its score is
+  ``>= 0``).
+
+Binary models with one margin score ``s`` (gradient boosting, XGBoost and LightGBM binary) have two
+outputs, ``[0, s]``.
+
+**Threshold semantics.** Each framework compares an input value with a node's threshold its own way:
+scikit-learn ``float32(x) <= t`` (its inputs are cast to float32, thresholds are float64), XGBoost
+``float32(x) < t`` (float32 thresholds), LightGBM ``x <= t`` in float64. Every node stores the exact
+float64 limit ``L`` of its left branch (:func:`left_limit`): a float64 value ``x`` goes left iff
+``x <= L``, right iff ``x >= nextafter(L, +inf)``. The forward pass and every formulation use ``L``
+only, so they route every float64 input exactly as the framework does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError, NetworkError
+
+AGGREGATIONS = ("sum", "average", "vote")
+SEMANTICS = ("sklearn", "xgboost", "lightgbm", "float64")
+LINKS = ("identity", "sigmoid", "softmax", "normalised")
+
+
+def left_limit(threshold, semantics: str) -> np.ndarray:
+    """The largest float64 ``x`` that a node with ``threshold`` sends left, per framework (module
+    docstring): ``x`` goes left iff ``x <= left_limit(t)``.
+
+    * ``"float64"``/``"lightgbm"``: ``x <= t``;
+    * ``"sklearn"``: ``float32(x) <= t``: with ``t32`` the largest float32 ``<= t``, ``x`` goes left iff
+      it rounds (to nearest, ties to even) to a float32 ``<= t32``: up to the midpoint ``m`` of ``t32``
+      and the next float32, ``m`` itself when it rounds down;
+    * ``"xgboost"``: ``float32(x) < t32``: the same with ``t32`` one float32 step below ``t``.
+    """
+    t = np.asarray(threshold, dtype=np.float64)
+    if semantics in ("float64", "lightgbm"):
+        return t.copy()
+    if semantics not in ("sklearn", "xgboost"):
+        raise InputError(f"unknown threshold semantics {semantics!r}; one of {SEMANTICS}")
+    with np.errstate(over="ignore"):
+        t32 = t.astype(np.float32)
+    if semantics == "sklearn":
+        t32 = np.where(t32.astype(np.float64) > t, np.nextafter(t32, np.float32(-np.inf)), t32)
+    else:  # xgboost: float32(x) < t32  <=>  float32(x) <= the float32 just below t32
+        t32 = np.nextafter(t32, np.float32(-np.inf))
+    up = np.nextafter(t32, np.float32(np.inf))
+    m = (t32.astype(np.float64) + up.astype(np.float64)) / 2  # exact in float64
+    with np.errstate(over="ignore"):
+        rounds_down = m.astype(np.float32) <= t32
+    out = np.where(rounds_down, m, np.nextafter(m, -np.inf))
+    return np.where(np.isinf(t32), t32.astype(np.float64), out)
+
+
+@dataclass(frozen=True, eq=False)
+class Tree:
+    """One binary tree. Arrays per node: ``feature`` (-1 at leaves), ``limit`` (the exact float64
+    left limit, :func:`left_limit`; NaN at leaves), ``threshold`` (the framework's own number, kept
+    for display), ``left``/``right`` (child indices, -1 at leaves) and ``value`` (``(n_nodes,
+    n_outputs)``: the leaf's contribution to each output score, already scaled by any learning rate;
+    rows of internal nodes are ignored). Node 0 is the root."""
+
+    feature: np.ndarray
+    limit: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.feature.size)
+
+    @property
+    def is_leaf(self) -> np.ndarray:
+        return self.left < 0
+
+    @property
+    def leaves(self) -> np.ndarray:
+        return np.flatnonzero(self.is_leaf)
+
+    @property
+    def depth(self) -> int:
+        depth = np.zeros(self.n_nodes, dtype=np.int64)
+        for node in range(self.n_nodes):  # children come after their parent in every framework's order
+            if self.left[node] >= 0:
+                depth[self.left[node]] = depth[self.right[node]] = depth[node] + 1
+        return int(depth.max())
+
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """The leaf each row of ``X`` (float64) reaches."""
+        node = np.zeros(X.shape[0], dtype=np.int64)
+        rows = np.arange(X.shape[0])
+        while True:
+            f = self.feature[node]
+            inner = f >= 0
+            if not inner.any():
+                return node
+            go_left = X[rows, np.where(inner, f, 0)] <= self.limit[node]
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+
+    def check(self, n_features: int, n_outputs: int) -> None:
+        n = self.n_nodes
+        for name in ("limit", "threshold", "left", "right"):
+            if getattr(self, name).shape != (n,):
+                raise NetworkError(f"tree array {name} has shape {getattr(self, name).shape}, expected ({n},)")
+        if self.value.shape != (n, n_outputs):
+            raise NetworkError(f"tree values have shape {self.value.shape}, expected ({n}, {n_outputs})")
+        inner = self.left >= 0
+        if np.any((self.right >= 0) != inner) or np.any(self.feature[inner] < 0) or \
+                np.any(self.feature[inner] >= n_features):
+            raise NetworkError("a tree node has one child only or a feature index out of range")
+        kids = np.concatenate([self.left[inner], self.right[inner]])
+        if kids.size and (kids.min() <= 0 or kids.max() >= n or np.unique(kids).size != kids.size):
+            raise NetworkError("a tree's child indices are out of range or shared: not a tree")
+        if np.any(np.isnan(self.limit[inner])) or not np.all(np.isfinite(self.value[~inner])):
+            raise NetworkError("a tree has a NaN threshold or a non-finite leaf value")
+
+
+@dataclass(frozen=True, eq=False)
+class TreeEnsemble:
+    """A tree ensemble (see the module docstring). ``reference(X) -> classes`` (classifiers) or
+    ``-> predictions`` (regressors), when set, is the source framework's own ``predict`` on a batch
+    of float64 rows: every witness is checked against it. ``framework`` names the source."""
+
+    trees: tuple
+    n_features: int
+    n_outputs: int
+    aggregation: str = "sum"
+    base_score: np.ndarray | None = None
+    link: str = "identity"
+    semantics: str = "float64"
+    score_dtype: type = np.float64
+    task: str = "classifier"
+    tie: str = "low"
+    name: str = "trees"
+    framework: str = ""
+    reference: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise NetworkError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.link not in LINKS:
+            raise NetworkError(f"link must be one of {LINKS}, got {self.link!r}")
+        if self.task not in ("classifier", "regressor"):
+            raise NetworkError(f"task must be 'classifier' or 'regressor', got {self.task!r}")
+        if self.tie not in ("low", "high"):
+            raise NetworkError(f"tie must be 'low' or 'high', got {self.tie!r}")
+        if not self.trees:
+            raise NetworkError("a tree ensemble needs at least one tree")
+        base = np.zeros(self.n_outputs) if self.base_score is None else np.asarray(self.base_score, np.float64)
+        if base.shape != (self.n_outputs,):
+            raise NetworkError(f"base_score has shape {base.shape}, expected ({self.n_outputs},)")
+        object.__setattr__(self, "base_score", base)
+        object.__setattr__(self, "trees", tuple(self.trees))
+        for t in self.trees:
+            t.check(self.n_features, self.n_outputs)
+
+    # ------------------------------------------------------------------ shape (the Network names)
+    @property
+    def n_inputs(self) -> int:
+        return self.n_features
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.trees)
+
+    @property
+    def input_shape(self) -> tuple:
+        return (self.n_features,)
+
+    @property
+    def weight(self) -> float:
+        """The factor on each tree's leaf values: ``1/T`` for averages, else 1."""
+        return 1.0 / self.n_trees if self.aggregation == "average" else 1.0
+
+    def as_point(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).ravel()
+        if x.size != self.n_features:
+            raise InputError(f"the input has {x.size} values but the model takes {self.n_features}")
+        if not np.all(np.isfinite(x)):
+            raise InputError("the input has NaN or infinite values")
+        return x
+
+    def describe(self) -> str:
+        depth = max(t.depth for t in self.trees)
+        return (f"{self.name}: {self.n_trees} trees (depth <= {depth}), {self.n_features} features, "
+                f"{self.n_outputs} outputs, {self.aggregation} of leaves, {self.semantics} thresholds")
+
+    def __repr__(self) -> str:
+        return f"<TreeEnsemble {self.describe()}>"
+
+    # ------------------------------------------------------------------ forward
+    def leaves(self, X) -> np.ndarray:
+        """``(n, T)``: the leaf each row reaches in each tree."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        return np.stack([t.apply(X) for t in self.trees], axis=1)
+
+    def forward(self, x) -> np.ndarray:
+        """The output scores (``(n_outputs,)`` for one point, ``(n, n_outputs)`` for rows), summed
+        in the framework's order and float type."""
+        X = np.asarray(x, dtype=np.float64)
+        one = X.ndim == 1
+        X = np.atleast_2d(X)
+        dt = self.score_dtype
+        if self.aggregation == "average":  # sklearn: zeros, += each tree's values, / T
+            s = np.zeros((X.shape[0], self.n_outputs), dtype=dt)
+            for t in self.trees:
+                s += t.value[t.apply(X)].astype(dt)
+            s = s / dt(self.n_trees) + self.base_score.astype(dt)
+        else:  # boosting: base, += each tree's (scaled) values
+            s = np.tile(self.base_score.astype(dt), (X.shape[0], 1))
+            for t in self.trees:
+                s += t.value[t.apply(X)].astype(dt)
+        s = s.astype(np.float64)
+        return s[0] if one else s
+
+    def classes_of(self, scores) -> np.ndarray | int:
+        """The class the scores decide (``tie`` rule)."""
+        S = np.asarray(scores, dtype=np.float64)
+        if self.tie == "high":
+            k = S.shape[-1] - 1 - np.argmax(S[..., ::-1], axis=-1)
+        else:
+            k = np.argmax(S, axis=-1)
+        return int(k) if np.ndim(k) == 0 else k
+
+    def predict_class(self, x):
+        """The class of one point (an int) or of rows (an array), from :meth:`forward`."""
+        self._need_classes("predict_class")
+        return self.classes_of(self.forward(x))
+
+    def framework_predict(self, x):
+        """The source framework's ``predict`` (class indices or predictions), or None when the
+        ensemble has no reference."""
+        if self.reference is None:
+            return None
+        X = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        out = np.asarray(self.reference(X))
+        return out[0] if np.ndim(x) == 1 else out
+
+    def _need_classes(self, what: str) -> None:
+        if self.task != "classifier":
+            raise InputError(f"{what} needs a classifier; {self.name} is a regressor (ask max_confidence "
+                             "or infer for its output)")
+
+    # ------------------------------------------------------------------ structure for formulations
+    def score_rounding(self) -> float:
+        """A bound on how far the framework's float sums of scores can be from the exact sums (and
+        from each other's rounding): several ulps of ``score_dtype`` per term at the largest partial
+        sum. The proof slack of class-change questions adds it."""
+        eps = float(np.finfo(self.score_dtype).eps)
+        big = float(np.max(np.abs(self.base_score))) + sum(float(np.max(np.abs(t.value[t.leaves])))
+                                                           for t in self.trees)
+        return 4.0 * eps * (self.n_trees + 2) * max(big, 1.0)
+
+    def output_trees(self, outputs) -> list:
+        """Indices of the trees whose leaves touch any of ``outputs``."""
+        outs = list(outputs)
+        return [i for i, t in enumerate(self.trees) if np.any(t.value[t.leaves][:, outs] != 0)]
+
+    def reachable(self, tree: int, lower, upper) -> tuple:
+        """``(leaves, nodes)`` of tree ``tree`` reachable from the box ``[lower, upper]``: the
+        leaves, and the internal nodes whose test the box does not decide (``L`` inside
+        ``[lower, upper)``), in node order."""
+        t = self.trees[tree]
+        leaves, split, stack = [], [], [0]
+        while stack:
+            node = stack.pop()
+            f = t.feature[node]
+            if f < 0:
+                leaves.append(node)
+                continue
+            L = t.limit[node]
+            if upper[f] <= L:
+                stack.append(t.left[node])
+            elif lower[f] > L:
+                stack.append(t.right[node])
+            else:
+                split.append(node)
+                stack.extend((t.right[node], t.left[node]))
+        return np.array(sorted(leaves), dtype=np.int64), np.array(sorted(split), dtype=np.int64)
+
+    def score_bounds(self, lower, upper, weights=None) -> tuple:
+        """Sound bounds ``(lo, hi)`` on ``weights · scores`` over the box (``weights`` a vector
+        over the outputs; default: each output on its own, arrays): per tree the extreme reachable
+        leaf, summed, plus the base, widened by :meth:`score_rounding`."""
+        lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+        w = self.weight
+        if weights is None:
+            lo, hi = self.base_score.copy(), self.base_score.copy()
+        else:
+            wv = np.asarray(weights, dtype=np.float64)
+            lo = hi = float(self.base_score @ wv)
+        for i, t in enumerate(self.trees):
+            leaves, _ = self.reachable(i, lower, upper)
+            v = t.value[leaves] * w
+            if weights is not None:
+                v = v @ wv
+            lo = lo + v.min(axis=0)
+            hi = hi + v.max(axis=0)
+        r = self.score_rounding()
+        return lo - r, hi + r

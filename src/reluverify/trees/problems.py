@@ -1,0 +1,469 @@
+"""The public questions on tree ensembles: the same functions, arguments and results as for networks.
+
+:func:`reluverify.verify_robustness`, :func:`~reluverify.minimal_distortion`,
+:func:`~reluverify.max_confidence` and :func:`~reluverify.infer` hand a
+:class:`~reluverify.model.trees.TreeEnsemble` here (:mod:`reluverify.problems.dispatch`). The stages
+are the engine's, with the tree pieces:
+
+1. **label elimination**: per wrong class ``j``, sound bounds on ``score_j - score_c`` over the
+   input set's hull from the extreme reachable leaf of each tree
+   (:meth:`~reluverify.model.trees.TreeEnsemble.score_bounds`);
+2. **falsification**: greedy threshold crossing (:mod:`reluverify.trees.attack`);
+3. **MILP** per class left (:mod:`reluverify.trees.formulation`, the input set encoded by its own
+   :meth:`~reluverify.sets.base.InputSet.encode`), decided under the one trust rule
+   (:func:`reluverify.check.solver_proof`).
+
+**Strictness.** A proof MILP asks for ``score_j - score_c >= -slack`` over closed cells (a
+relaxation: ties, the framework's float rounding of the sums, :meth:`TreeEnsemble.score_rounding`,
+and the limits themselves are all inside it), so its infeasibility and dual bounds are proofs. Its
+point is snapped into the exact cell of its predicates and checked (:func:`check_witness`): inside
+the input set, another class by the float64 forward pass **and** by the framework's own ``predict``.
+A point that fails (a tie, say) is followed by a witness MILP asking for ``score_j - score_c >=
++slack``, whose points the framework classifies as the MILP says; it proves nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..check import distances, solver_proof
+from ..engine.common import Clock
+from ..engine.milp import open_model
+from ..errors import InputError
+from ..model.trees import TreeEnsemble
+from ..results import AdversarialResult, InferenceResult, Status, Verdict
+from ..sets import ball, check_norm
+from ..solvers import DEFAULT_SOLVER, _check_name
+from ..tolerances import DEFAULT_TIME_LIMIT, OPTIMAL_REL_GAP, VERIFY_SLACK
+from .attack import greedy_attack
+from .formulation import tree_arrays
+
+#: the network-only options the tree path accepts and ignores (one signature for both kinds)
+NETWORK_ONLY = ("bound_method", "split", "branch", "keras_model", "relu_outputs", "criterion", "budget",
+                "budget_norm", "min_probability", "domain")
+
+
+def _options(kwargs: dict, allowed: tuple = ()) -> dict:
+    unknown = [k for k in kwargs if k not in NETWORK_ONLY and k not in allowed]
+    if unknown:
+        raise InputError(f"unexpected argument(s) for a tree ensemble: {', '.join(unknown)}")
+    if kwargs.get("reference") is not None or kwargs.get("keras_model") is not None:
+        raise InputError("a tree ensemble carries its framework's predict (it checks every witness); "
+                         "reference= is for networks")
+    if kwargs.get("relu_outputs") or kwargs.get("criterion", "margin") != "margin":
+        raise InputError("relu_outputs and criterion='seed_ratio' are the course network's variants; "
+                         "tree ensembles have neither")
+    return kwargs
+
+
+def proof_slack(ens: TreeEnsemble) -> float:
+    """How far below a tie a proof must rule a wrong class out (module docstring)."""
+    return VERIFY_SLACK + ens.score_rounding()
+
+
+def check_witness(ens: TreeEnsemble, x, c: int, inputs, target: int | None = None) -> str | None:
+    """None when ``x`` is a witness: inside ``inputs``, classified as another class than ``c``
+    (as ``target``) by the float64 forward pass and by the framework's ``predict``; else why not."""
+    x = np.asarray(x, dtype=np.float64)
+    p = inputs.problem(x)
+    if p:
+        return p
+    k = ens.predict_class(x)
+    if (target is not None and k != target) or (target is None and k == c):
+        return f"float64 forward pass: class {k}"
+    ref = ens.framework_predict(x)
+    if ref is not None and int(ref) != k:
+        return f"the framework's predict says class {int(ref)}, the forward pass {k}"
+    return None
+
+
+class TreeMilp:
+    """One MILP of ``ens`` over ``inputs`` (its hull prunes the trees; the set's rows are added) with
+    the score columns of ``outputs`` and the trees that touch them, on ``solver``."""
+
+    def __init__(self, ens: TreeEnsemble, inputs, solver: str, outputs, *, threads=None, emphasis=None,
+                 mip_gap=None):
+        box = inputs.hull()
+        self.ens = ens
+        trees = ens.output_trees(outputs)
+        self.ta = tree_arrays(ens, box.lower, box.upper, trees=trees, outputs=outputs)
+        self.model = open_model(self.ta.arrays, solver, threads=threads, emphasis=emphasis,
+                                big_m_value=self.ta.big_m, mip_gap=mip_gap)
+        if not inputs.is_box:
+            inputs.encode(self.model, self.ta.input_cols)
+
+    def beats(self, j: int, c: int, rhs: float) -> None:
+        """Row ``score_j - score_c >= rhs``."""
+        self.model.add_rows(rhs, np.inf, [([self.ta.score_col(j), self.ta.score_col(c)], [1.0, -1.0])])
+
+    def minimise_distance(self, norm_ball, cutoff: float | None = None) -> None:
+        cols, coefs, const = norm_ball.encode_distance(self.model, self.ta.input_cols)
+        costs: dict = {}
+        for col, coef in zip(cols, coefs):
+            costs[int(col)] = costs.get(int(col), 0.0) + float(coef)
+        self.model.set_objective(costs, "min", offset=const)
+        if cutoff is not None:
+            self.model.add_rows(-np.inf, float(cutoff) - const, [(list(costs), list(costs.values()))])
+
+    def solve(self, time_limit):
+        res, values = self.model.solve(time_limit=None if time_limit is None else max(time_limit, 0.1))
+        return res, (None if values is None else self.ta.snap(values)), values
+
+
+def _start(ens: TreeEnsemble, x, label, solver, time_limit, what: str) -> tuple:
+    from ..problems.common import check_time
+
+    ens._need_classes(what)
+    _check_name(solver)
+    check_time(time_limit)
+    x0 = ens.as_point(x)
+    scores = ens.forward(x0)
+    c = ens.classes_of(scores) if label is None else _class(ens, label, "label")
+    return x0, scores, c
+
+
+def _class(ens: TreeEnsemble, value, what: str) -> int:
+    try:
+        whole = not isinstance(value, (bool, np.bool_)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not 0 <= int(value) < ens.n_outputs:
+        raise InputError(f"{what} must be a class index 0..{ens.n_outputs - 1}, got {value!r}")
+    return int(value)
+
+
+def _order(ens: TreeEnsemble, c: int, box, classes) -> list:
+    """``[(j, upper bound of score_j - score_c)]`` over the box, most promising first."""
+    e = np.eye(ens.n_outputs)
+    out = [(j, float(ens.score_bounds(box.lower, box.upper, e[j] - e[c])[1])) for j in classes]
+    return sorted(out, key=lambda t: -t[1])
+
+
+def _fill(res: AdversarialResult, ens: TreeEnsemble, x_adv, norm_ball) -> None:
+    res.x_adv = np.asarray(x_adv, dtype=np.float64)
+    res.adv_logits = ens.forward(res.x_adv)
+    res.adversarial_class = ens.classes_of(res.adv_logits)
+    res.distances = distances(res.x_adv, res.x, norm_ball)
+    res.distance = res.distances[norm_ball.norm]
+    res.checks = {"forward": True, "framework": True if ens.reference is not None else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# verify_robustness
+
+
+def verify_robustness(ens: TreeEnsemble, x, eps, norm: str = "linf", *, label=None, perturbation=None,
+                      solver: str = DEFAULT_SOLVER, time_limit=DEFAULT_TIME_LIMIT, threads=None, attack: bool = True,
+                      **kwargs) -> AdversarialResult:
+    """``robust`` (every wrong class ruled out by bounds or an infeasible MILP), ``not_robust`` (a
+    checked witness) or ``unknown``; the tree-ensemble side of :func:`reluverify.verify_robustness`."""
+    from ..problems.robustness import robustness_set
+
+    _options(kwargs, ("reference",))
+    norm = check_norm(norm)
+    x0, scores, c = _start(ens, x, label, solver, time_limit, "verify_robustness")
+    clock = Clock(time_limit)
+    inputs, eps = robustness_set(ens, x0, eps, norm, perturbation)
+    from ..domain import Perturbation
+
+    base = perturbation or Perturbation()
+    norm_ball = ball(norm, x0, None, valid=base.valid_box(x0.size), mask=base.mask)
+    res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="verify_robustness", norm=norm, x=x0,
+                            original_class=c, logits=scores, eps=eps)
+    stats = {"eliminated": 0, "milps": 0}
+    res.stats = stats
+
+    def done(verdict, message, point=None):
+        res.verdict = verdict
+        res.message = message
+        if point is not None:
+            _fill(res, ens, point, norm_ball)
+        res.time_s = clock.elapsed()
+        return res
+
+    if check_witness(ens, x0, c, inputs) is None:
+        return done(Verdict.NOT_ROBUST, "the input itself is not classified as the given label", x0)
+    if attack:
+        cand = greedy_attack(ens, x0, c, inputs, lambda X: norm_ball.distance(X))
+        if cand is not None and check_witness(ens, cand, c, inputs) is None:
+            return done(Verdict.NOT_ROBUST, "counterexample from the greedy threshold-crossing attack", cand)
+    slack = proof_slack(ens)
+    hull = inputs.hull()
+    left = []
+    for j, ub in _order(ens, c, hull, [j for j in range(ens.n_outputs) if j != c]):
+        if ub < -slack:
+            stats["eliminated"] += 1
+        else:
+            left.append(j)
+    if not left:
+        return done(Verdict.ROBUST, "every wrong class eliminated by the per-tree score bounds")
+    unsure = []
+    for j in left:
+        if clock.expired():
+            return done(Verdict.UNKNOWN, f"not decided (time limit; {len(left)} classes left for the MILP)")
+        for witness_run in (False, True):
+            milp = TreeMilp(ens, inputs, solver, [c, j], threads=threads, emphasis=None if witness_run else "proof")
+            milp.beats(j, c, slack if witness_run else -slack)
+            sres, x, _ = milp.solve(clock.left())
+            res.solves.append(sres)
+            stats["milps"] += 1
+            if x is not None and check_witness(ens, x, c, inputs) is None:
+                return done(Verdict.NOT_ROBUST, f"counterexample from the MILP (class {j})", x)
+            if not witness_run:
+                proof = solver_proof(sres, milp.ta.big_m)
+                if proof.infeasible:
+                    break  # class j ruled out
+                if x is None:  # no proof, no point: a time limit or an error
+                    unsure.append(f"class {j}: {sres.status}")
+                    break
+            else:
+                unsure.append(f"class {j}: within the proof slack of a class change, no witness")
+    if unsure:
+        return done(Verdict.UNKNOWN, "not decided (" + "; ".join(unsure) + ")")
+    return done(Verdict.ROBUST, "every wrong class proven unreachable (MILP)")
+
+
+# ---------------------------------------------------------------------------------------------
+# minimal_distortion
+
+
+def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, target=None, perturbation=None,
+                       solver: str = DEFAULT_SOLVER, time_limit=DEFAULT_TIME_LIMIT, threads=None, attack: bool = True,
+                       mip_gap=None, margin=None, **kwargs) -> AdversarialResult:
+    """The smallest change of ``x`` in ``norm`` (L1, L-inf, L0) that changes the ensemble's class
+    (to ``target``): one MILP per wrong class minimising the distance over the ball of the best
+    distance so far (its hull prunes the trees), after the greedy attack and the per-tree bounds.
+    ``lower_bound`` is certified (each class's MILP bound, infeasibility within the cutoff, or
+    bounds); ``optimal`` when the gap is at most ``OPTIMAL_REL_GAP * max(1, distance)``. ``margin``
+    and ``mip_gap`` are the network path's options; witnesses here are checked by class only."""
+    from ..domain import Perturbation
+
+    _options(kwargs, ("reference",))
+    norm = check_norm(norm)
+    x0, scores, c = _start(ens, x, label, solver, time_limit, "minimal_distortion")
+    t = None
+    if target is not None:
+        t = _class(ens, target, "target")
+        if t == c:
+            raise InputError(f"target {t} equals the true class; pick another class, or target=None")
+    pert = perturbation or Perturbation()
+    pert.check_point(x0)
+    clock = Clock(time_limit)
+    res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="minimal_distortion", norm=norm, x=x0,
+                            original_class=c, logits=scores, target=t)
+    unbounded = pert.input_set(x0, norm, None)
+    norm_ball = ball(norm, x0, None, valid=pert.valid_box(x0.size), mask=pert.mask)
+    whole = norm == "l0"
+
+    def within(radius):
+        return unbounded if radius is None else pert.input_set(x0, norm, radius)
+
+    if check_witness(ens, x0, c, unbounded, t) is None:
+        _fill(res, ens, x0, norm_ball)
+        res.verdict, res.lower_bound, res.time_s = Verdict.FOUND, 0.0, clock.elapsed()
+        res.message = "the input is already not classified as the given label"
+        return res
+    best, upper = None, math.inf
+    notes = []
+    if attack:
+        cand = greedy_attack(ens, x0, c, unbounded, lambda X: norm_ball.distance(X), target=t)
+        if cand is not None and check_witness(ens, cand, c, unbounded, t) is None:
+            best, upper = cand, float(norm_ball.distance(cand))
+            notes.append(f"greedy attack: {norm} distance {upper:.6g}")
+    slack = proof_slack(ens)
+    classes = [t] if t is not None else [j for j in range(ens.n_outputs) if j != c]
+    if best is not None and t is None:  # the attack's class first
+        k = ens.predict_class(best)
+        classes.remove(k)
+        classes.insert(0, k)
+    lower = []
+    stats = {"milps": 0, "eliminated": 0}
+    res.stats = stats
+
+    def radius_of(u):
+        if math.isinf(u):
+            return None
+        return max(1, int(math.ceil(u))) if whole else u
+
+    for j in classes:
+        cutoff = upper if best is not None else None
+        inputs = within(radius_of(upper))
+        hull = inputs.hull()
+        rows = [j] if t is None else [k for k in range(ens.n_outputs) if k != t]
+        others = (c,) if t is None else tuple(rows)
+        winner = j
+        ub = min(float(ens.score_bounds(hull.lower, hull.upper, np.eye(ens.n_outputs)[winner] -
+                                        np.eye(ens.n_outputs)[o])[1]) for o in others)
+        if ub < -slack:
+            lower.append(upper)
+            stats["eliminated"] += 1
+            notes.append(f"class {j}: ruled out by bounds" + (f" within {upper:.6g}" if best is not None else ""))
+            continue
+        if clock.expired():
+            lower.append(0.0)
+            notes.append(f"class {j}: not tried (time limit)")
+            continue
+        lb_j = 0.0
+        for witness_run in (False, True):
+            outs = sorted({winner, *others})
+            milp = TreeMilp(ens, inputs, solver, outs, threads=threads, emphasis="proof" if best is not None else None)
+            milp.minimise_distance(norm_ball, cutoff)
+            for o in others:
+                milp.beats(winner, o, slack if witness_run else -slack)
+            sres, x, _ = milp.solve(clock.left())
+            res.solves.append(sres)
+            stats["milps"] += 1
+            if not witness_run:
+                proof = solver_proof(sres, milp.ta.big_m)
+                if proof.infeasible:
+                    lb_j = upper
+                elif proof.bound is not None:
+                    lb_j = max(0.0, proof.bound)
+                    if cutoff is not None:
+                        lb_j = min(lb_j, cutoff)
+                if proof.note:
+                    notes.append(f"class {j}: {proof.note}")
+            if x is not None:
+                if whole:
+                    x = unbounded.fit(x)
+                if check_witness(ens, x, c, unbounded, t) is None:
+                    d = float(norm_ball.distance(x))
+                    if d < upper:
+                        best, upper = x, d
+                    break
+                notes.append(f"class {j}: MILP point rejected by the check; a witness MILP with margin")
+            else:
+                break
+            if clock.expired():
+                break
+        lower.append(lb_j)
+    if best is not None:
+        _fill(res, ens, best, norm_ball)
+        res.verdict = Verdict.FOUND
+        res.lower_bound = min(min(lower) if lower else upper, res.distance)
+        if whole:
+            res.lower_bound = float(math.ceil(res.lower_bound - 1e-6))  # not a tolerance: a count's rounding
+        gap = res.distance - res.lower_bound
+        res.message = ("optimal" if gap <= OPTIMAL_REL_GAP * max(1.0, res.distance)
+                       else f"best found; gap to the proven bound {gap:.3g}")
+    else:
+        lb = min(lower) if lower else math.inf
+        res.lower_bound = lb
+        if math.isinf(lb):
+            res.verdict = Verdict.ROBUST
+            res.message = "no allowed change of the input changes its class (proof)"
+        else:
+            res.verdict = Verdict.UNKNOWN
+            res.message = "no verified adversarial example (time limit or solver error)"
+    if notes:
+        res.message += "; " + "; ".join(notes)
+    res.time_s = clock.elapsed()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# max_confidence
+
+
+def max_confidence(ens: TreeEnsemble, x, target: int, *, eps=None, norm=None, objective: str = "logit",
+                   require_target_wins: bool = True, label=None, perturbation=None, solver: str = DEFAULT_SOLVER,
+                   time_limit=DEFAULT_TIME_LIMIT, threads=None, mip_gap=None, margin=None,
+                   **kwargs) -> AdversarialResult:
+    """Maximise ``target``'s score (``objective="logit"``) or its margin over every other output
+    (``"margin"``) over the inputs within ``eps`` of ``x`` in ``norm`` (L1 by default; no ``eps``:
+    the limits of ``perturbation``), with ``target`` the class by the framework's rule when
+    ``require_target_wins``. A regressor's ``target`` is 0: its prediction is maximised.
+    ``objective`` is recomputed from the checked point; ``objective_bound`` is proven (trust rule);
+    ``robust``: no allowed input lets ``target`` win."""
+    from ..domain import Perturbation
+
+    _options(kwargs, ("reference",))
+    if objective not in ("logit", "margin"):
+        raise InputError(f"objective must be 'logit' or 'margin', got {objective!r}")
+    _check_name(solver)
+    x0 = ens.as_point(x)
+    scores = ens.forward(x0)
+    t = _class(ens, target, "target")
+    classifier = ens.task == "classifier"
+    c = (ens.classes_of(scores) if label is None else _class(ens, label, "label")) if classifier else 0
+    pert = perturbation or Perturbation()
+    pert.check_point(x0)
+    norm = check_norm(norm or "l1")
+    inputs = pert.input_set(x0, norm, eps)
+    norm_ball = ball(norm, x0, None, valid=pert.valid_box(x0.size), mask=pert.mask)
+    clock = Clock(time_limit)
+    res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="max_confidence", norm=norm, x=x0, original_class=c,
+                            logits=scores, target=t, eps=None if eps is None else float(eps))
+    K = ens.n_outputs
+    others = [k for k in range(K) if k != t]
+    wins = require_target_wins and classifier and K > 1
+    outs = list(range(K)) if (wins or objective == "margin") and K > 1 else [t]
+    milp = TreeMilp(ens, inputs, solver, outs, threads=threads, mip_gap=mip_gap)
+    slack = proof_slack(ens)
+    if wins:
+        for k in others:
+            milp.beats(t, k, slack)
+    st = milp.ta.score_col(t)
+    if objective == "margin" and K > 1:
+        m = milp.model.add_column(-1e6, 1e6)  # not a tolerance: a free column with finite bounds
+        milp.model.add_rows(0.0, np.inf, [([st, milp.ta.score_col(k), m], [1.0, -1.0, -1.0]) for k in others])
+        milp.model.set_objective({m: 1.0}, "max")
+    else:
+        milp.model.set_objective({st: 1.0}, "max")
+    sres, x_opt, _ = milp.solve(clock.left())
+    res.solves.append(sres)
+    proof = solver_proof(sres, milp.ta.big_m)
+    if proof.bound is not None:
+        res.objective_bound = proof.bound + ens.score_rounding()
+    point = None
+    if x_opt is not None:
+        if inputs.problem(x_opt) is None and (not wins or check_witness(ens, x_opt, c if t != c else -1, inputs, t)
+                                               is None):
+            point = x_opt
+    if point is not None:
+        _fill(res, ens, point, norm_ball)
+        s = ens.forward(point)
+        res.objective = float(s[t] - np.max(np.delete(s, t))) if objective == "margin" and K > 1 else float(s[t])
+        res.verdict = Verdict.FOUND
+        res.message = "optimal" if sres.status == Status.OPTIMAL else f"best found ({sres.status})"
+    elif proof.infeasible:
+        res.verdict = Verdict.ROBUST
+        res.message = f"no allowed input makes class {t} win (proof)"
+    else:
+        res.message = f"no checked point ({sres.status})"
+    res.time_s = clock.elapsed()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# inference
+
+
+def infer(ens: TreeEnsemble, x, solver: str = DEFAULT_SOLVER, *, time_limit=DEFAULT_TIME_LIMIT, threads=None,
+          domain=None, **kwargs) -> InferenceResult:
+    """Evaluate ``ens`` at ``x`` by solving its MILP (over ``domain``, a Box holding ``x``, default
+    the valid box ``[0, 1]``, so that the predicates are free and the input fixes them), and compare
+    the scores with the forward pass."""
+    from ..check import compare_outputs
+    from ..domain import Box
+
+    _options(kwargs)
+    x0 = ens.as_point(x)
+    box = domain if domain is not None else Box(np.minimum(0.0, x0), np.maximum(1.0, x0))
+    if not box.contains(x0):
+        raise InputError("the input lies outside the domain given; widen the domain")
+    ta = tree_arrays(ens, box.lower, box.upper)
+    model = open_model(ta.arrays, _check_name(solver), threads=threads, big_m_value=ta.big_m)
+    model.set_col_bounds(ta.input_cols, x0, x0)
+    sres, values = model.solve(time_limit=time_limit)
+    outputs = None if values is None else np.asarray(values)[ta.arrays.output_cols]
+    reference, err, ok = compare_outputs(ens, x0, outputs)
+    return InferenceResult(status=sres.status, outputs=outputs, reference=reference, max_abs_error=err,
+                           matches=ok and sres.status == Status.OPTIMAL,
+                           predicted_class=None if outputs is None or ens.task != "classifier"
+                           else ens.classes_of(outputs),
+                           solve=sres, n_binaries=ta.arrays.n_binaries,
+                           bounds_summary=f"{ta.pred_cols.size} predicates, "
+                                          f"{sum(len(v) for v in ta.leaf_cols.values())} leaves")

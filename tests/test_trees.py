@@ -1,0 +1,328 @@
+"""Tree ensembles (issue #16): import, exact forward pass, the Kantchelian MILP, the public questions
+against a brute-force oracle (the cells of the threshold grid), strictness, cross-solver agreement."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import reluverify as rv
+from reluverify.errors import InputError, UnsupportedLayerError
+from reluverify.model.trees import left_limit
+from reluverify.trees import add_tree_ensemble, leaf_bigm_arrays, oracle, tree_arrays
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier, GradientBoostingRegressor,  # noqa: E402
+                              RandomForestClassifier, RandomForestRegressor)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
+
+
+def _data(n=300, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d))
+    y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, -1] > 0.7)
+    return X, y
+
+
+X3, Y3 = _data()
+ZERO, ONE = np.zeros(3), np.ones(3)
+
+
+def _models():
+    y2 = (Y3 > 0).astype(int)
+    return {
+        "dt": DecisionTreeClassifier(max_depth=5, random_state=0).fit(X3, Y3),
+        "rf": RandomForestClassifier(6, max_depth=3, random_state=0).fit(X3, Y3),
+        "et": ExtraTreesClassifier(6, max_depth=3, random_state=0).fit(X3, Y3),
+        "gb3": GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X3, Y3),
+        "gb2": GradientBoostingClassifier(n_estimators=6, max_depth=2, random_state=0).fit(X3, y2),
+    }
+
+
+MODELS = _models()
+
+
+def _probe_points(ens, X, rng, n=200):
+    """Data rows plus rows whose values sit exactly on, and a float32 step around, the thresholds."""
+    lims = np.concatenate([t.threshold[t.feature >= 0] for t in ens.trees])
+    P = [X[:n]]
+    for d in (0.0, 1e-9, -1e-9, 3e-8, -3e-8, 6e-8):
+        P.append(lims[rng.integers(0, lims.size, (n, X.shape[1]))] + d)
+    lim = np.concatenate([t.limit[t.feature >= 0] for t in ens.trees])
+    P.append(lim[rng.integers(0, lim.size, (n, X.shape[1]))])
+    P.append(np.nextafter(lim[rng.integers(0, lim.size, (n, X.shape[1]))], np.inf))
+    return np.vstack(P)
+
+
+# ------------------------------------------------------------------ model and forward
+
+
+def test_importing_reluverify_imports_no_tree_framework():
+    code = ("import sys, reluverify, reluverify.trees, reluverify.io; "
+            "print([m for m in sys.modules if m.split('.')[0] in ('sklearn', 'xgboost', 'lightgbm')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_forward_matches_the_framework_exactly(key):
+    m = MODELS[key]
+    ens = rv.from_sklearn(m)
+    P = _probe_points(ens, X3, np.random.default_rng(1))
+    assert np.array_equal(ens.predict_class(P), np.searchsorted(m.classes_, m.predict(P)))
+    assert np.array_equal(ens.predict_class(P), ens.framework_predict(P))
+    if key.startswith("gb"):
+        df = m.decision_function(P)
+        df = df if df.ndim == 2 else np.stack([np.zeros_like(df), df], axis=1)
+        assert np.array_equal(ens.forward(P), df)
+    if key in ("rf", "et"):
+        np.testing.assert_allclose(ens.forward(P), m.predict_proba(P), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("cls", [DecisionTreeRegressor, RandomForestRegressor, GradientBoostingRegressor])
+def test_regressors_forward(cls):
+    kw = {"max_depth": 3, "random_state": 0}
+    if cls is RandomForestRegressor:
+        kw["n_estimators"] = 4
+    if cls is GradientBoostingRegressor:
+        kw["n_estimators"] = 5
+    m = cls(**kw).fit(X3, X3[:, 0] * 2 - X3[:, 1])
+    ens = rv.from_sklearn(m)
+    P = _probe_points(ens, X3, np.random.default_rng(2))
+    assert ens.task == "regressor"
+    np.testing.assert_array_equal(ens.forward(P)[:, 0], m.predict(P))
+    with pytest.raises(InputError, match="regressor"):
+        rv.verify_robustness(ens, X3[0], 0.1)
+
+
+@pytest.mark.parametrize("semantics", ["sklearn", "xgboost", "lightgbm"])
+def test_left_limit_is_the_exact_float64_boundary(semantics):
+    rng = np.random.default_rng(3)
+    t = np.concatenate([rng.random(2000), rng.random(200).astype(np.float32).astype(np.float64),
+                        [0.0, 1.0, 0.5, 1e-30]])
+    L = left_limit(t, semantics)
+    R = np.nextafter(L, np.inf)
+
+    def goes_left(x):
+        if semantics == "sklearn":
+            return x.astype(np.float32) <= t
+        if semantics == "xgboost":
+            return x.astype(np.float32) < t.astype(np.float32)
+        return x <= t
+
+    assert goes_left(L).all()
+    assert not goes_left(R).any()
+
+
+def test_unsupported_models_raise_typed_errors():
+    from sklearn.ensemble import IsolationForest
+
+    multi = DecisionTreeRegressor(max_depth=2).fit(X3, np.stack([X3[:, 0], X3[:, 1]], 1))
+    with pytest.raises(UnsupportedLayerError, match="multi-output"):
+        rv.from_sklearn(multi)
+    with pytest.raises(UnsupportedLayerError, match="not a supported"):
+        rv.from_sklearn(IsolationForest(n_estimators=2).fit(X3))
+    with pytest.raises(InputError, match="not fitted"):
+        rv.from_sklearn(RandomForestClassifier())
+
+
+# ------------------------------------------------------------------ formulation
+
+
+def test_pruning_keeps_only_what_the_box_reaches():
+    ens = rv.from_sklearn(MODELS["rf"])
+    full = tree_arrays(ens, ZERO, ONE)
+    x = X3[0]
+    small = tree_arrays(ens, np.clip(x - 0.05, 0, 1), np.clip(x + 0.05, 0, 1))
+    assert small.pred_cols.size < full.pred_cols.size
+    assert sum(map(len, small.leaf_cols.values())) < sum(map(len, full.leaf_cols.values()))
+    # every predicate kept lies inside the box it was pruned by
+    lo, hi = small.box
+    assert np.all((lo[small.pred_feature] <= small.pred_limit) & (small.pred_limit < hi[small.pred_feature]))
+
+
+@pytest.mark.parametrize("key", ["rf", "gb3"])
+def test_infer_and_pyomo_block_match_forward(key):
+    import pyomo.environ as pyo
+
+    ens = rv.from_sklearn(MODELS[key])
+    for x in X3[:4]:
+        r = rv.infer(ens, x)
+        assert r.matches and r.predicted_class == ens.predict_class(x)
+    m = pyo.ConcreteModel()
+    blk = add_tree_ensemble(m, ens)
+    x = X3[5]
+    for i, v in enumerate(x):
+        blk.x[i].fix(float(v))
+    m.obj = pyo.Objective(expr=0.0)
+    res = rv.solve(m, "highs")
+    assert res.status == rv.Status.OPTIMAL
+    np.testing.assert_allclose([pyo.value(blk.score[k]) for k in range(ens.n_outputs)], ens.forward(x), atol=1e-7)
+
+
+# ------------------------------------------------------------------ questions vs the oracle
+
+
+@pytest.mark.parametrize("key", ["rf", "gb3", "gb2", "dt"])
+@pytest.mark.parametrize("norm", ["linf", "l1", "l0"])
+def test_minimal_distortion_equals_the_oracle(key, norm):
+    ens = rv.from_sklearn(MODELS[key])
+    for x in X3[:3]:
+        c = ens.predict_class(x)
+        exact, _ = oracle.minimal_distortion(ens, x, c, norm, ZERO, ONE)
+        r = rv.minimal_distortion(ens, x, norm, time_limit=30)
+        assert r.verdict == rv.Verdict.FOUND
+        assert r.x_adv is not None and ens.predict_class(r.x_adv) != c
+        assert ens.framework_predict(r.x_adv) != c
+        assert r.lower_bound <= exact + 1e-9 * max(1, exact)  # certified
+        assert abs(r.distance - exact) <= 1e-9 * max(1, exact)  # and exact (the MILP's optimum)
+        assert r.checks["framework"] is True
+
+
+@pytest.mark.parametrize("key", ["rf", "gb3"])
+def test_minimal_distortion_without_the_attack_and_targeted(key):
+    ens = rv.from_sklearn(MODELS[key])
+    x = X3[4]
+    c = ens.predict_class(x)
+    exact, _ = oracle.minimal_distortion(ens, x, c, "linf", ZERO, ONE)
+    r = rv.minimal_distortion(ens, x, "linf", attack=False)
+    assert abs(r.distance - exact) <= 1e-9 and r.message.startswith("optimal")
+    for t in range(ens.n_outputs):
+        if t == c:
+            continue
+        exact_t, _ = oracle.minimal_distortion(ens, x, c, "linf", ZERO, ONE, target=t)
+        rt = rv.minimal_distortion(ens, x, "linf", target=t)
+        if np.isinf(exact_t):
+            assert rt.verdict == rv.Verdict.ROBUST
+        else:
+            assert rt.adversarial_class == t and abs(rt.distance - exact_t) <= 1e-9
+
+
+@pytest.mark.parametrize("key", ["rf", "gb3", "gb2"])
+def test_verify_robustness_agrees_with_the_oracle(key):
+    ens = rv.from_sklearn(MODELS[key])
+    seen = set()
+    for x in X3[:4]:
+        c = ens.predict_class(x)
+        exact, _ = oracle.minimal_distortion(ens, x, c, "linf", ZERO, ONE)
+        for eps in (0.5 * exact, 1.5 * exact, 0.03, 0.3):
+            if not np.isfinite(eps) or eps <= 0 or abs(eps - exact) < 1e-6:
+                continue
+            for attack in (True, False):
+                r = rv.verify_robustness(ens, x, eps, "linf", attack=attack)
+                want = rv.Verdict.ROBUST if eps < exact else rv.Verdict.NOT_ROBUST
+                assert r.verdict == want, (x, eps, exact, r.message)
+                seen.add(want)
+                if want == rv.Verdict.NOT_ROBUST:
+                    assert r.distance <= eps * (1 + 1e-12) and ens.framework_predict(r.x_adv) != c
+    assert seen == {rv.Verdict.ROBUST, rv.Verdict.NOT_ROBUST}
+
+
+def test_verify_robustness_l1_and_l0_balls_vs_oracle():
+    ens = rv.from_sklearn(MODELS["rf"])
+    for x in X3[:2]:
+        c = ens.predict_class(x)
+        for norm in ("l1", "l0"):
+            exact, _ = oracle.minimal_distortion(ens, x, c, norm, ZERO, ONE)
+            eps_list = (1, 2) if norm == "l0" else (0.5 * exact, 1.5 * exact)
+            for eps in eps_list:
+                if not np.isfinite(eps):
+                    continue
+                r = rv.verify_robustness(ens, x, eps, norm, attack=False)
+                assert r.verdict == (rv.Verdict.ROBUST if eps < exact else rv.Verdict.NOT_ROBUST), (norm, eps, exact)
+
+
+def test_a_witness_the_framework_rejects_is_never_reported():
+    ens = rv.from_sklearn(MODELS["rf"])
+    x = X3[0]
+    c = ens.predict_class(x)
+    from dataclasses import replace
+
+    liar = replace(ens, reference=lambda X: np.full(len(X), c))  # the "framework" never changes its mind
+    exact, _ = oracle.minimal_distortion(ens, x, c, "linf", ZERO, ONE)
+    r = rv.verify_robustness(liar, x, 2 * exact, "linf")
+    assert r.verdict == rv.Verdict.UNKNOWN and r.x_adv is None
+    r = rv.minimal_distortion(liar, x, "linf", time_limit=20)
+    assert r.verdict != rv.Verdict.FOUND and r.x_adv is None
+
+
+def test_max_confidence_matches_the_oracle():
+    ens = rv.from_sklearn(MODELS["gb3"])
+    x = X3[1]
+    for t in range(3):
+        best = -np.inf
+        for lo, hi in oracle.cells(ens, np.clip(x - 0.2, 0, 1), np.clip(x + 0.2, 0, 1)):
+            s = ens.forward(0.5 * (lo + hi))
+            if ens.classes_of(s) == t:
+                best = max(best, s[t])
+        r = rv.max_confidence(ens, x, t, eps=0.2, norm="linf")
+        if np.isinf(best):
+            assert r.verdict == rv.Verdict.ROBUST
+        else:
+            assert r.verdict == rv.Verdict.FOUND and ens.predict_class(r.x_adv) == t
+            assert abs(r.objective - best) <= 1e-9 and r.objective_bound >= best - 1e-9
+
+
+def test_regressor_max_confidence_is_the_largest_prediction():
+    m = RandomForestRegressor(4, max_depth=3, random_state=0).fit(X3, X3[:, 0] - X3[:, 2])
+    ens = rv.from_sklearn(m)
+    x = X3[2]
+    best = max(ens.forward(0.5 * (lo + hi))[0] for lo, hi in oracle.cells(ens, np.clip(x - 0.1, 0, 1),
+                                                                           np.clip(x + 0.1, 0, 1)))
+    r = rv.max_confidence(ens, x, 0, eps=0.1, norm="linf")
+    assert abs(r.objective - best) <= 1e-9 and abs(m.predict(r.x_adv[None])[0] - best) <= 1e-12
+
+
+def test_kantchelian_and_leaf_bigm_give_the_same_optimum():
+    """The pruned predicate formulation and the plain per-leaf big-M one (the embedding libraries'),
+    same solver: the same minimal L-inf distortion."""
+    from reluverify.engine.milp import open_model
+    from reluverify.sets import LinfBall
+
+    ens = rv.from_sklearn(MODELS["rf"])
+    for x in X3[:3]:
+        c = ens.predict_class(x)
+        ball = LinfBall(x)
+        vals = []
+        for build in (tree_arrays, leaf_bigm_arrays):
+            best = np.inf
+            for j in range(3):
+                if j == c:
+                    continue
+                ta = build(ens, ZERO, ONE, outputs=[c, j])
+                model = open_model(ta.arrays, "highs")
+                cols, coefs, const = ball.encode_distance(model, ta.input_cols)
+                model.set_objective(dict(zip(cols, coefs)), "min", offset=const)
+                model.add_rows(-1e-6, np.inf, [([ta.score_col(j), ta.score_col(c)], [1.0, -1.0])])
+                res, values = model.solve(30)
+                if res.status == rv.Status.OPTIMAL:
+                    best = min(best, res.objective)
+            vals.append(best)
+        assert abs(vals[0] - vals[1]) <= 1e-7
+
+
+def test_cross_solver_agreement_highs_cbc():
+    if not rv.available_solvers().get("cbc"):
+        pytest.skip("CBC not installed")
+    ens = rv.from_sklearn(MODELS["gb3"])
+    for x in X3[:2]:
+        a = rv.minimal_distortion(ens, x, "linf", solver="highs", attack=False)
+        b = rv.minimal_distortion(ens, x, "linf", solver="cbc", attack=False)
+        assert a.verdict == b.verdict == rv.Verdict.FOUND
+        assert abs(a.distance - b.distance) <= 1e-7
+        for eps in (0.5 * a.distance, 1.5 * a.distance):
+            assert rv.verify_robustness(ens, x, eps, solver="highs", attack=False).verdict == \
+                rv.verify_robustness(ens, x, eps, solver="cbc", attack=False).verdict
+
+
+def test_tree_options_are_checked():
+    ens = rv.from_sklearn(MODELS["rf"])
+    with pytest.raises(InputError, match="unexpected"):
+        rv.verify_robustness(ens, X3[0], 0.1, nonsense=1)
+    with pytest.raises(InputError, match="predict"):
+        rv.verify_robustness(ens, X3[0], 0.1, reference=lambda x: x)
+    with pytest.raises(InputError, match="label"):
+        rv.minimal_distortion(ens, X3[0], "linf", label=7)
