@@ -10,7 +10,9 @@ The data flows one way, one folder or module per stage (docs/architecture.md)::
 :func:`verify_robustness`, :func:`minimal_distortion`, :func:`max_confidence`,
 :func:`universal_perturbation`, :func:`class_prototype`, :func:`check_property`, :func:`infer`.
 ``runner`` runs VNN-COMP-style instance lists (resumable) and scores them.
-Importing reluverify never imports TensorFlow, onnx or torch; the importers load them when called.
+Importing reluverify never imports TensorFlow, onnx, torch, scikit-learn, xgboost or lightgbm; the importers
+load them when called. Tree ensembles (:class:`TreeEnsemble`, from :func:`from_sklearn`, :func:`from_xgboost`,
+:func:`from_lightgbm`) answer the same questions as networks (:mod:`reluverify.trees`).
 """
 
 from .bounds import Bounds, compute_bounds, interval_bounds
@@ -69,6 +71,22 @@ def from_sklearn(model, **kwargs):
     return _from_sklearn(model, **kwargs)
 
 
+def from_xgboost(model, **kwargs):
+    """Import an XGBoost model (``XGBClassifier``, ``XGBRegressor``, ``Booster``) as a
+    :class:`TreeEnsemble` (io/xgboost.py; imports xgboost lazily, the ``xgboost`` extra)."""
+    from .io.xgboost import from_xgboost as _from_xgboost
+
+    return _from_xgboost(model, **kwargs)
+
+
+def from_lightgbm(model, **kwargs):
+    """Import a LightGBM model (``LGBMClassifier``, ``LGBMRegressor``, ``Booster``) as a
+    :class:`TreeEnsemble` (io/lightgbm.py; imports lightgbm lazily, the ``lightgbm`` extra)."""
+    from .io.lightgbm import from_lightgbm as _from_lightgbm
+
+    return _from_lightgbm(model, **kwargs)
+
+
 def read_vnnlib(source, **kwargs) -> Property:
     """Read a VNN-LIB property (path, ``.vnnlib.gz`` or text) as a :class:`Property`."""
     from .io.vnnlib import read_vnnlib as _read_vnnlib
@@ -85,5 +103,5 @@ __all__ = [
     "MissingDependencyError", "ModelError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",
     "UnsupportedLayerError", "add_network", "available_solvers", "blas_threads", "set_blas_threads", "build_inference_model",
-    "compute_bounds", "from_keras", "from_sklearn", "TreeEnsemble", "infer", "interval_bounds", "solve",
+    "compute_bounds", "from_keras", "from_sklearn", "from_xgboost", "from_lightgbm", "TreeEnsemble", "infer", "interval_bounds", "solve",
 ]
