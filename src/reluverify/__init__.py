@@ -36,6 +36,7 @@ from .model import Layer, Network
 from .model.trees import TreeEnsemble
 from .domain import Perturbation
 from .engine.options import Tuning
+from .evaluate import EvaluationResult, StoreMismatchError, evaluate_robustness
 from .problems import AdversarialModel, UniversalResult, class_prototype, max_confidence, minimal_distortion, \
     universal_perturbation, verify_robustness
 from .problems.inference import build_inference_model, infer
@@ -95,6 +96,7 @@ def read_vnnlib(source, **kwargs) -> Property:
 
 
 __all__ = [
+    "EvaluationResult", "StoreMismatchError", "evaluate_robustness",
     "AdversarialModel", "AdversarialResult", "InputSet", "Intersection", "L0Ball", "L1Ball", "LinfBall", "Perturbation",
     "Tuning", "UniversalResult", "Verdict", "ball", "class_prototype", "max_confidence", "minimal_distortion",
     "universal_perturbation", "verify_robustness",
