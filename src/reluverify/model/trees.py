@@ -260,14 +260,24 @@ class TreeEnsemble:
                              "or infer for its output)")
 
     # ------------------------------------------------------------------ structure for formulations
-    def score_rounding(self) -> float:
-        """A bound on how far the framework's float sums of scores can be from the exact sums (and
-        from each other's rounding): several ulps of ``score_dtype`` per term at the largest partial
-        sum. The proof slack of class-change questions adds it."""
-        eps = float(np.finfo(self.score_dtype).eps)
-        big = float(np.max(np.abs(self.base_score))) + sum(float(np.max(np.abs(t.value[t.leaves])))
-                                                           for t in self.trees)
-        return 4.0 * eps * (self.n_trees + 2) * max(big, 1.0)
+    def score_rounding(self, outputs=None) -> float:
+        """A bound on how far the framework's float sums of the ``outputs``' scores (default: all)
+        can be from their exact sums, added up over those outputs: per output the classic bound
+        ``(n - 1) u sum|terms|`` of a sum of ``n`` terms in ``score_dtype`` (unit roundoff ``u``),
+        doubled, with the largest leaf of each tree as its term; plus ``16 u`` for the framework's own
+        mapping of scores to classes (a softmax rounding two close scores to one probability). The
+        proof slack of class-change questions adds it."""
+        u = float(np.finfo(self.score_dtype).eps) / 2
+        outs = range(self.n_outputs) if outputs is None else list(outputs)
+        total = 16.0 * u
+        for k in outs:
+            terms = [abs(float(self.base_score[k]))]
+            for t in self.trees:
+                v = t.value[t.leaves, k]
+                if np.any(v != 0):
+                    terms.append(float(np.max(np.abs(v))) * self.weight)
+            total += 2.0 * len(terms) * u * sum(terms)
+        return total
 
     def output_trees(self, outputs) -> list:
         """Indices of the trees whose leaves touch any of ``outputs``."""
@@ -314,5 +324,5 @@ class TreeEnsemble:
                 v = v @ wv
             lo = lo + v.min(axis=0)
             hi = hi + v.max(axis=0)
-        r = self.score_rounding()
+        r = self.score_rounding(None if weights is None else np.flatnonzero(np.asarray(weights) != 0))
         return lo - r, hi + r

@@ -58,9 +58,10 @@ def _options(kwargs: dict, allowed: tuple = ()) -> dict:
     return kwargs
 
 
-def proof_slack(ens: TreeEnsemble) -> float:
-    """How far below a tie a proof must rule a wrong class out (module docstring)."""
-    return VERIFY_SLACK + ens.score_rounding()
+def proof_slack(ens: TreeEnsemble, outputs=None) -> float:
+    """How far below a tie a proof must rule a wrong class out (module docstring), for a question on
+    the scores of ``outputs`` (default: all)."""
+    return VERIFY_SLACK + ens.score_rounding(outputs)
 
 
 def check_witness(ens: TreeEnsemble, x, c: int, inputs, target: int | None = None) -> str | None:
@@ -189,11 +190,10 @@ def verify_robustness(ens: TreeEnsemble, x, eps, norm: str = "linf", *, label=No
         cand = greedy_attack(ens, x0, c, inputs, lambda X: norm_ball.distance(X))
         if cand is not None and check_witness(ens, cand, c, inputs) is None:
             return done(Verdict.NOT_ROBUST, "counterexample from the greedy threshold-crossing attack", cand)
-    slack = proof_slack(ens)
     hull = inputs.hull()
     left = []
     for j, ub in _order(ens, c, hull, [j for j in range(ens.n_outputs) if j != c]):
-        if ub < -slack:
+        if ub < -proof_slack(ens, [c, j]):
             stats["eliminated"] += 1
         else:
             left.append(j)
@@ -203,6 +203,7 @@ def verify_robustness(ens: TreeEnsemble, x, eps, norm: str = "linf", *, label=No
     for j in left:
         if clock.expired():
             return done(Verdict.UNKNOWN, f"not decided (time limit; {len(left)} classes left for the MILP)")
+        slack = proof_slack(ens, [c, j])
         for witness_run in (False, True):
             milp = TreeMilp(ens, inputs, solver, [c, j], threads=threads, emphasis=None if witness_run else "proof")
             milp.beats(j, c, slack if witness_run else -slack)
@@ -272,7 +273,6 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
         if cand is not None and check_witness(ens, cand, c, unbounded, t) is None:
             best, upper = cand, float(norm_ball.distance(cand))
             notes.append(f"greedy attack: {norm} distance {upper:.6g}")
-    slack = proof_slack(ens)
     classes = [t] if t is not None else [j for j in range(ens.n_outputs) if j != c]
     if best is not None and t is None:  # the attack's class first
         k = ens.predict_class(best)
@@ -294,6 +294,7 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
         rows = [j] if t is None else [k for k in range(ens.n_outputs) if k != t]
         others = (c,) if t is None else tuple(rows)
         winner = j
+        slack = proof_slack(ens, {winner, *others})
         ub = min(float(ens.score_bounds(hull.lower, hull.upper, np.eye(ens.n_outputs)[winner] -
                                         np.eye(ens.n_outputs)[o])[1]) for o in others)
         if ub < -slack:
@@ -416,7 +417,7 @@ def max_confidence(ens: TreeEnsemble, x, target: int, *, eps=None, norm=None, ob
     res.solves.append(sres)
     proof = solver_proof(sres, milp.ta.big_m)
     if proof.bound is not None:
-        res.objective_bound = proof.bound + ens.score_rounding()
+        res.objective_bound = proof.bound + ens.score_rounding([t])
     point = None
     if x_opt is not None:
         if inputs.problem(x_opt) is None and (not wins or check_witness(ens, x_opt, c if t != c else -1, inputs, t)
