@@ -189,11 +189,32 @@ class _Node:
     point: np.ndarray  # a point of the region (the node's LP solution)
 
 
+def layer_matrix(layer) -> np.ndarray:
+    """The dense matrix of a layer: ``weight`` of a dense one; for a 2-D convolution (``kernel``
+    (C_out, C_in, kh, kw), ``input_shape`` (C_in, H, W), ``stride``, zero ``pads`` (top, left,
+    bottom, right), channels-first row-major order) written here entry by entry from the
+    definition of a convolution, without reluverify's convolution code."""
+    if hasattr(layer, "weight"):
+        return np.asarray(layer.weight)
+    K = np.asarray(layer.kernel)
+    co, ci, kh, kw = K.shape
+    c, h, w = layer.input_shape
+    sh, sw = layer.stride
+    pt, pl, pb, pr = layer.pads
+    ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    M = np.zeros((co * ho * wo, c * h * w))
+    for o, y, x, ch, i, j in itertools.product(range(co), range(ho), range(wo), range(ci), range(kh), range(kw)):
+        yy, xx = y * sh + i - pt, x * sw + j - pl
+        if 0 <= yy < h and 0 <= xx < w:
+            M[(o * ho + y) * wo + x, (ch * h + yy) * w + xx] += K[o, ch, i, j]
+    return M
+
+
 class PatternSearch:
     """Enumerate the activation regions of ``network`` inside the box ``[lo, hi]``."""
 
     def __init__(self, network, space: _Space):
-        self.layers = [(np.asarray(L.weight), np.asarray(L.bias), L.activation == "relu") for L in network.layers]
+        self.layers = [(layer_matrix(L), np.asarray(L.bias), L.activation == "relu") for L in network.layers]
         self.space = space
         self.n_lp = 0
         self.n_leaves = 0

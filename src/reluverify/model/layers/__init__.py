@@ -14,6 +14,7 @@ import numpy as np
 
 from ...errors import ModelFileError
 from .base import ACTIVE, INACTIVE, UNSTABLE, Layer, LinearMap, LpRows, MilpPlan, RowBlock, csr_rows, widen
+from .conv import Conv2D, ConvMap
 from .dense import Dense, DenseMap, affine_interval, dense_map
 from .elementwise import (
     ACTIVATIONS,
@@ -47,6 +48,7 @@ def register(cls):
 
 
 register(Dense)
+register(Conv2D)
 
 
 def get_kind(name: str):
@@ -97,7 +99,7 @@ def layers_from_arrays(data, path: str) -> list:
 
 
 __all__ = [
-    "ACTIVATIONS", "ACTIVE", "Dense", "DenseMap", "ElementwiseActivation", "ElementwiseLayer",
+    "ACTIVATIONS", "ACTIVE", "Conv2D", "ConvMap", "Dense", "DenseMap", "ElementwiseActivation", "ElementwiseLayer",
     "ElementwiseRelaxation", "INACTIVE", "Identity", "KINDS", "Layer", "LinearMap", "LpRows", "MilpPlan",
     "ReLU", "RowBlock", "UNSTABLE", "affine_interval", "csr_rows", "dense_map", "get_kind", "layers_from_arrays",
     "layers_to_arrays", "register", "widen",
