@@ -236,3 +236,30 @@ def test_import_stays_light():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_report_pictures_and_markdown(run, tmp_path):
+    pytest.importorskip("matplotlib")
+    files = run.report(tmp_path / "rep", images=4)
+    assert set(files) == {"accuracy", "radii", "gallery", "markdown"}
+    for name in ("accuracy", "radii", "gallery"):
+        assert open(files[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    md = open(files["markdown"]).read()
+    assert run.table() in md and "![gallery](gallery.png)" in md
+    from reluverify.evaluate.report import smallest_examples
+
+    ex = smallest_examples(run, 4)
+    assert [d for _, d, *_ in ex] == sorted(d for _, d, *_ in ex) and len({i for i, *_ in ex}) == len(ex)
+    with pytest.raises(rv.InputError, match="is a file"):
+        run.report(files["markdown"])
+
+
+def test_progress_plain_without_tqdm(data, monkeypatch, capsys):
+    net, X, y = data
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    rv.evaluate_robustness(net, X[:3], y[:3], [0.01], executor="serial", time_limit=30, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3 queries" in err and "stage: batched attack" in err
+    rv.evaluate_robustness(net, X[:3], y[:3], [0.01], executor="serial", time_limit=30, progress=None)
+    assert capsys.readouterr().err == ""  # no tqdm: silent unless asked
