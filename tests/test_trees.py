@@ -326,3 +326,38 @@ def test_tree_options_are_checked():
         rv.verify_robustness(ens, X3[0], 0.1, reference=lambda x: x)
     with pytest.raises(InputError, match="label"):
         rv.minimal_distortion(ens, X3[0], "linf", label=7)
+
+
+def test_class_prototype_matches_the_oracle():
+    ens = rv.from_sklearn(MODELS["gb3"])
+    for t in range(3):
+        best = -np.inf
+        for lo, hi in oracle.cells(ens, ZERO, ONE):
+            s = ens.forward(0.5 * (lo + hi))
+            if ens.classes_of(s) == t:
+                best = max(best, s[t] - np.max(np.delete(s, t)))
+        r = rv.class_prototype(ens, t)
+        assert r.verdict == rv.Verdict.FOUND and ens.framework_predict(r.x_adv) == t
+        assert abs(r.objective - best) <= 1e-9 and r.objective_bound >= best - 1e-9
+
+
+def test_universal_perturbation_on_trees():
+    ens = rv.from_sklearn(MODELS["gb3"])
+    x = X3[0]
+    c = ens.predict_class(x)
+    exact, _ = oracle.minimal_distortion(ens, x, c, "linf", ZERO, ONE)
+    # one image: a universal perturbation is an adversarial change
+    assert rv.universal_perturbation(ens, x[None], eps=1.01 * exact).n_fooled == 1
+    low = rv.universal_perturbation(ens, x[None], eps=0.99 * exact)
+    assert low.n_fooled == 0 and low.upper_bound == 0 and low.verdict == rv.Verdict.ROBUST
+    one = rv.universal_perturbation(ens, x[None], mode="all")
+    assert one.verdict == rv.Verdict.FOUND and abs(one.distance - exact) <= 1e-9
+    # two images: the proven count is never below what random deltas in the same box reach
+    xs = X3[[0, 5]]
+    u = rv.universal_perturbation(ens, xs, eps=0.4)
+    rng = np.random.default_rng(0)
+    D = rng.uniform(u.delta_lower, u.delta_upper, (20000, 3))
+    C = ens.predict_class(xs)
+    reached = max(sum((ens.predict_class(xs[k] + D) != C[k]).astype(int) for k in range(2)))
+    assert u.upper_bound >= reached and u.n_fooled >= reached
+    assert np.array_equal(u.fooled, ens.framework_predict(xs + u.delta) != C)

@@ -1,6 +1,7 @@
 """Which implementation answers a question, by the kind of model: the one place that looks at it.
 
 Every public question (:func:`~reluverify.verify_robustness`, :func:`~reluverify.minimal_distortion`,
+:func:`~reluverify.class_prototype`, :func:`~reluverify.universal_perturbation`,
 :func:`~reluverify.max_confidence`, :func:`~reluverify.infer`) is decorated with :func:`by_model`:
 a :class:`~reluverify.model.trees.TreeEnsemble` goes to the function of the same name in
 :mod:`reluverify.trees.problems`, anything else (a :class:`~reluverify.model.Network`) to the

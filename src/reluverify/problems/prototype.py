@@ -37,6 +37,7 @@ from .confidence import objective_milp
 from .attack import backpropagate
 from ..sets.l1 import project_l1
 from ..threads import limit_blas
+from .dispatch import by_model
 
 OBJECTIVES = ("margin", "logit")
 
@@ -99,6 +100,7 @@ def _ascent(network: Network, cls: int, x0: np.ndarray, box: Box, budget: float 
 
 
 @limit_blas
+@by_model
 def class_prototype(
     network: Network,
     cls: int,

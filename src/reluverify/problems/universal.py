@@ -60,6 +60,7 @@ from ..tolerances import (
 from .common import Clock, check_time, class_index, finite_nonnegative
 from .attack import backpropagate
 from ..threads import limit_blas
+from .dispatch import by_model
 
 MODES = ("max_fooled", "all")
 # scalings tried to push a boundary solution just past the decision boundary (unscaled first)
@@ -579,6 +580,7 @@ def _heuristic(chk: "_Checker", want_all: bool) -> dict | None:
 
 # --------------------------------------------------------------------------- the problem
 @limit_blas
+@by_model
 def universal_perturbation(
     network: Network,
     xs,

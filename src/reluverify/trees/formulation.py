@@ -67,14 +67,20 @@ class TreeArrays:
         values = np.asarray(values, dtype=np.float64)
         lo, hi = self.box
         x = np.clip(values[self.arrays.input_cols], lo, hi)
+        lower, upper = self.cell(values)
+        ok = lower <= upper
+        return np.where(ok, np.clip(x, lower, upper), x)
+
+    def cell(self, values) -> tuple:
+        """``(lower, upper)``: the exact cell (within the box) that the predicates of a MILP point
+        choose; empty where ``lower > upper``."""
+        values = np.asarray(values, dtype=np.float64)
+        lower, upper = self.box[0].copy(), self.box[1].copy()
         if self.pred_cols.size:
             p = values[self.pred_cols] > 0.5
-            upper, lower = hi.copy(), lo.copy()
             np.minimum.at(upper, self.pred_feature[p], self.pred_limit[p])
             np.maximum.at(lower, self.pred_feature[~p], np.nextafter(self.pred_limit[~p], np.inf))
-            ok = lower <= upper
-            x = np.where(ok, np.clip(x, lower, upper), x)
-        return x
+        return lower, upper
 
 
 def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None) -> TreeArrays:

@@ -397,9 +397,17 @@ def max_confidence(ens: TreeEnsemble, x, target: int, *, eps=None, norm=None, ob
     clock = Clock(time_limit)
     res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="max_confidence", norm=norm, x=x0, original_class=c,
                             logits=scores, target=t, eps=None if eps is None else float(eps))
+    return _maximise(ens, res, inputs, norm_ball, t, objective, require_target_wins and classifier, solver=solver,
+                     clock=clock, threads=threads, mip_gap=mip_gap)
+
+
+def _maximise(ens: TreeEnsemble, res: AdversarialResult, inputs, norm_ball, t: int, objective: str, wins: bool, *,
+              solver, clock, threads, mip_gap) -> AdversarialResult:
+    """Maximise output ``t``'s score or margin over ``inputs`` (``wins``: with ``t`` the class by
+    ``proof_slack``), fill ``res``: the point is checked, its objective recomputed; the bound proven."""
     K = ens.n_outputs
     others = [k for k in range(K) if k != t]
-    wins = require_target_wins and classifier and K > 1
+    wins = wins and K > 1
     outs = list(range(K)) if (wins or objective == "margin") and K > 1 else [t]
     milp = TreeMilp(ens, inputs, solver, outs, threads=threads, mip_gap=mip_gap)
     slack = proof_slack(ens)
@@ -417,11 +425,10 @@ def max_confidence(ens: TreeEnsemble, x, target: int, *, eps=None, norm=None, ob
     res.solves.append(sres)
     proof = solver_proof(sres, milp.ta.big_m)
     if proof.bound is not None:
-        res.objective_bound = proof.bound + ens.score_rounding([t])
+        res.objective_bound = proof.bound + ens.score_rounding(outs)
     point = None
-    if x_opt is not None:
-        if inputs.problem(x_opt) is None and (not wins or check_witness(ens, x_opt, c if t != c else -1, inputs, t)
-                                               is None):
+    if x_opt is not None and inputs.problem(x_opt) is None:
+        if not wins or check_witness(ens, x_opt, -1, inputs, t) is None:
             point = x_opt
     if point is not None:
         _fill(res, ens, point, norm_ball)
@@ -434,6 +441,206 @@ def max_confidence(ens: TreeEnsemble, x, target: int, *, eps=None, norm=None, ob
         res.message = f"no allowed input makes class {t} win (proof)"
     else:
         res.message = f"no checked point ({sres.status})"
+    res.time_s = clock.elapsed()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# class_prototype
+
+
+def class_prototype(ens: TreeEnsemble, cls: int, *, around=None, eps=None, norm: str = "l1", valid=None,
+                    solver: str = DEFAULT_SOLVER, time_limit=DEFAULT_TIME_LIMIT, threads=None,
+                    objective: str = "margin", mip_gap=None, margin=None, attack: bool = True,
+                    **kwargs) -> AdversarialResult:
+    """The input of ``valid`` (within ``eps`` of ``around`` in ``norm`` when given) where class ``cls``
+    wins with the largest margin over every other class (``"margin"``) or the largest score among
+    the inputs where it wins (``"logit"``); the tree side of :func:`reluverify.class_prototype`."""
+    from ..domain import Box, Perturbation
+    from ..problems.common import check_time
+
+    _options(kwargs, ("reference",))
+    if objective not in ("logit", "margin"):
+        raise InputError(f"objective must be 'logit' or 'margin', got {objective!r}")
+    ens._need_classes("class_prototype")
+    _check_name(solver)
+    check_time(time_limit)
+    t = _class(ens, cls, "cls")
+    n = ens.n_features
+    valid = valid if valid is not None else Box.uniform(n)
+    if not isinstance(valid, Box):
+        raise InputError(f"valid must be a reluverify Box, got {type(valid).__name__}")
+    valid.check_size(n)
+    if eps is not None and around is None:
+        raise InputError("eps is measured from an image; pass around= as well")
+    x0 = (valid.lower + valid.upper) / 2.0 if around is None else ens.as_point(around)
+    norm = check_norm(norm)
+    inputs = Perturbation(valid=valid).input_set(x0, norm if eps is not None else None, eps)
+    norm_ball = ball(norm, x0, None, valid=valid)
+    scores = ens.forward(x0)
+    res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="class_prototype", norm=norm if eps is not None else None,
+                            x=x0, original_class=ens.classes_of(scores), logits=scores, target=t,
+                            eps=None if eps is None else float(eps))
+    return _maximise(ens, res, inputs, norm_ball, t, objective, True, solver=solver, clock=Clock(time_limit),
+                     threads=threads, mip_gap=mip_gap)
+
+
+# ---------------------------------------------------------------------------------------------
+# universal_perturbation
+
+
+def universal_perturbation(ens: TreeEnsemble, xs, labels=None, *, eps=None, norm: str = "linf",
+                           mode: str = "max_fooled", linf_cap=None, solver: str = DEFAULT_SOLVER,
+                           time_limit=DEFAULT_TIME_LIMIT, threads=None, margin=None, valid=None, attack: bool = True,
+                           **kwargs):
+    """One ``delta`` added to every image of ``xs`` that fools as many of them as possible
+    (``"max_fooled"``, ``eps`` required) or all of them with the smallest ``norm`` (``"all"``); the
+    tree side of :func:`reluverify.universal_perturbation`. One copy of the tree MILP per image
+    (``x_k = x0_k + delta``, pruned by its own box ``x0_k + [-cap, cap]`` within ``valid``), per
+    image one binary per wrong class, ``score_j - score_c >= -slack`` when it is 1 (big-M from the
+    per-tree score bounds of that image's box; the relaxation every proof here uses). Every image
+    counted as fooled is re-checked (forward pass and the framework's predict), so ``n_fooled`` may be
+    below the MILP's count at a tie; ``upper_bound``/``distance_lower_bound`` are proven (trust rule)."""
+    from ..domain import Box
+    from ..problems.common import check_time
+    from ..problems.universal import UniversalResult
+
+    _options(kwargs, ("bound_method",))
+    norm = check_norm(norm)
+    if norm not in ("linf", "l1"):
+        raise InputError(f"universal perturbations support the norms 'linf' and 'l1', got {norm!r}")
+    if mode not in ("max_fooled", "all"):
+        raise InputError(f"mode must be 'max_fooled' or 'all', got {mode!r}")
+    if mode == "max_fooled" and eps is None:
+        raise InputError("mode='max_fooled' needs eps (the size of the perturbation)")
+    ens._need_classes("universal_perturbation")
+    _check_name(solver)
+    check_time(time_limit)
+    clock = Clock(time_limit)
+    X = np.atleast_2d(np.asarray(xs, dtype=np.float64)).reshape(-1, ens.n_features)
+    for x in X:
+        ens.as_point(x)
+    n_img, n = X.shape
+    C = ens.predict_class(X) if labels is None else np.array([_class(ens, v, "label") for v in np.ravel(labels)])
+    if C.size != n_img:
+        raise InputError(f"{C.size} labels for {n_img} images")
+    valid = valid if valid is not None else Box.uniform(n)
+    cap = min([v for v in (None if norm == "l1" else eps, linf_cap) if v is not None], default=None)
+    # delta's own box: every x0_k + delta inside valid, and the cap
+    d_lo = np.max(valid.lower - X, axis=0)
+    d_hi = np.min(valid.upper - X, axis=0)
+    if cap is not None:
+        d_lo, d_hi = np.maximum(d_lo, -cap), np.minimum(d_hi, cap)
+    res = UniversalResult(verdict=Verdict.UNKNOWN, mode=mode, norm=norm, x=X, labels=C, n_images=n_img,
+                          eps=None if eps is None else float(eps), delta_lower=d_lo, delta_upper=d_hi)
+    if np.any(d_lo > d_hi):
+        raise InputError("the images leave no common perturbation inside the valid box")
+    # one model: delta columns, then per image its tree block (columns shifted)
+    blocks, offsets = [], []
+    n_col = n
+    cols_lo, cols_hi, integ = [d_lo], [d_hi], [np.zeros(n, bool)]
+    rows = []  # (lower, upper, cols, vals)
+    for k in range(n_img):
+        outs = list(range(ens.n_outputs))
+        ta = tree_arrays(ens, X[k] + d_lo, X[k] + d_hi, outputs=outs)
+        a = ta.arrays
+        blocks.append(ta)
+        offsets.append(n_col)
+        cols_lo.append(a.col_lower)
+        cols_hi.append(a.col_upper)
+        integ.append(a.integrality)
+        for r in range(a.n_rows):
+            s_, e_ = a.a_start[r], a.a_start[r + 1]
+            rows.append((a.row_lower[r], a.row_upper[r], (a.a_index[s_:e_] + n_col).tolist(), a.a_value[s_:e_].tolist()))
+        for i in range(n):  # x_k,i - delta_i = x0_k,i
+            rows.append((X[k, i], X[k, i], [n_col + i, i], [1.0, -1.0]))
+        n_col += a.n_cols
+    fool_cols = []
+    sel = []
+    for k, ta in enumerate(blocks):
+        c = int(C[k])
+        lo_s, hi_s = ens.score_bounds(X[k] + d_lo, X[k] + d_hi)
+        f = n_col
+        n_col += 1
+        cols_lo.append(np.zeros(1)); cols_hi.append(np.ones(1)); integ.append(np.ones(1, bool))
+        z = []
+        for j in range(ens.n_outputs):
+            if j == c:
+                continue
+            slack = proof_slack(ens, [c, j])
+            if hi_s[j] - lo_s[c] < -slack:
+                continue  # class j cannot come within the slack of c on this image's box
+            zj = n_col
+            n_col += 1
+            cols_lo.append(np.zeros(1)); cols_hi.append(np.ones(1)); integ.append(np.ones(1, bool))
+            M = (hi_s[c] - lo_s[j]) - slack + 1.0
+            sj, sc = offsets[k] + ta.score_col(j), offsets[k] + ta.score_col(c)
+            # score_j - score_c >= -slack - M (1 - z)  <=>  score_j - score_c - M z >= -slack - M
+            rows.append((-slack - M, np.inf, [sj, sc, zj], [1.0, -1.0, -M]))
+            z.append(zj)
+        rows.append((0.0, 0.0, z + [f], [1.0] * len(z) + [-1.0]))  # sum z = f
+        fool_cols.append(f)
+        sel.append(z)
+    from ..formulation import MilpArrays as _MA
+
+    start = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r[2]) for r in rows], out=start[1:])
+    arrays = _MA(col_lower=np.concatenate(cols_lo), col_upper=np.concatenate(cols_hi), integrality=np.concatenate(integ),
+                 a_start=start.astype(np.int32), a_index=np.array([c for r in rows for c in r[2]], dtype=np.int32),
+                 a_value=np.array([v for r in rows for v in r[3]], dtype=np.float64),
+                 row_lower=np.array([r[0] for r in rows], dtype=np.float64),
+                 row_upper=np.array([r[1] for r in rows], dtype=np.float64), input_cols=np.arange(n),
+                 output_cols=np.zeros(0, np.int64), layer_cols=[], binary_cols=[])
+    big = max(float(np.max(d_hi - d_lo)), 1.0)
+    model = open_model(arrays, solver, threads=threads, big_m_value=big)
+    if norm == "l1" and eps is not None:  # the L1 size of delta (L-inf: the box above)
+        ball("l1", np.zeros(n), eps, valid=Box(d_lo, d_hi)).encode(model, np.arange(n))
+    if mode == "max_fooled":
+        model.set_objective({f: 1.0 for f in fool_cols}, "max")
+    else:
+        model.add_rows(n_img, n_img, [(fool_cols, [1.0] * n_img)])
+        dist = ball(norm, np.zeros(n), None, valid=Box(d_lo, d_hi))
+        cols, coefs, const = dist.encode_distance(model, np.arange(n))
+        model.set_objective(dict(zip(cols, coefs)), "min", offset=const)
+    sres, values = model.solve(time_limit=max(clock.left() or 1e9, 0.1) if time_limit is not None else None)
+    res.solves.append(sres)
+    proof = solver_proof(sres, big)
+    delta = None
+    if values is not None:
+        # one delta for every image: moved into the intersection of the cells (in delta space) that
+        # each image's predicates chose, where it is not empty; the check below decides what it fools
+        delta = np.clip(values[:n], d_lo, d_hi)
+        lo_c, hi_c = d_lo.copy(), d_hi.copy()
+        for k, ta in enumerate(blocks):
+            cl, cu = ta.cell(values[offsets[k]:offsets[k] + ta.arrays.n_cols])
+            lo_c, hi_c = np.maximum(lo_c, cl - X[k]), np.minimum(hi_c, cu - X[k])
+        ok = lo_c <= hi_c
+        delta = np.where(ok, np.clip(delta, lo_c, hi_c), delta)
+    if delta is not None:
+        k_fw = ens.predict_class(X + delta[None, :])
+        ref = ens.framework_predict(X + delta[None, :])
+        fooled = (k_fw != C) & (ref != C if ref is not None else True)
+        res.delta, res.fooled, res.n_fooled = delta, fooled, int(fooled.sum())
+        res.adv_classes, res.adv_logits = k_fw, ens.forward(X + delta[None, :])
+        res.distance = float(ball(norm, np.zeros(n), None, valid=Box(d_lo, d_hi)).distance(delta))
+    if mode == "max_fooled":
+        if proof.bound is not None:
+            res.upper_bound = int(np.floor(proof.bound + 1e-6))  # not a tolerance: a count's rounding
+        elif proof.infeasible:
+            res.upper_bound = 0
+        if res.n_fooled > 0:
+            res.verdict = Verdict.FOUND
+        elif res.upper_bound == 0:
+            res.verdict = Verdict.ROBUST
+    else:
+        if proof.infeasible:
+            res.verdict = Verdict.ROBUST
+        else:
+            if proof.bound is not None:
+                res.distance_lower_bound = max(0.0, proof.bound)
+            if res.delta is not None and res.n_fooled == n_img:
+                res.verdict = Verdict.FOUND
+    res.message = f"MILP: {sres.status}"
     res.time_s = clock.elapsed()
     return res
 
