@@ -391,13 +391,14 @@ def _unsupported_message(model) -> str:
     return msg
 
 
-def test_conv_is_unsupported():
+def test_grouped_conv_is_unsupported():
+    """Plain convolutions are imported (tests/test_io_onnx_conv.py); grouped ones are not."""
     g = G()
-    c = g.node("Conv", ["x", g.rand("k", 2, 1, 3, 3)], "c", name="conv_1")
+    c = g.node("Conv", ["x", g.rand("k", 2, 1, 3, 3)], "c", name="conv_1", group=2)
     f = g.node("Flatten", [c], "f")
     g.node("Gemm", [f, g.rand("w", 8, 3)], "y")
-    msg = _unsupported_message(g.model([1, 1, 4, 4]))
-    assert "Conv" in msg and "conv_1" in msg
+    msg = _unsupported_message(g.model([1, 2, 4, 4]))
+    assert "Conv" in msg and "conv_1" in msg and "group=2" in msg
 
 
 @pytest.mark.parametrize("op", ["Sigmoid", "Tanh", "Softmax"])

@@ -31,8 +31,16 @@ Elementwise maps before the first ``Gemm``/``MatMul`` (input normalisation such 
 ``Sub``) are folded into it and recorded in ``notes``, as are two weight maps composed into one
 layer because no ``Relu`` lies between them, and corner cases that need an extra layer.
 
-Anything else -- convolutions, pooling, other activations, a hidden ``Softmax``, branches and
-skip connections (a tensor read by two nodes), several graph inputs or outputs -- raises
+``Conv`` (2-D, or 1-D as a 2-D convolution of height 1; group 1, dilation 1, explicit ``pads`` or
+``auto_pad``) opens a convolution instead of a dense map: a ``Relu`` closes it as a
+:class:`~reluverify.model.layers.Conv2D` layer (channels-first, the ONNX order). An elementwise map
+before it with one scale per channel (input normalisation, or ``mean``/``std`` given to
+:func:`from_onnx`) is folded into it (the shift becomes a per-entry bias, exact with zero
+padding); a ``BatchNormalization`` or bias ``Add`` after it is folded into its kernel and bias.
+Other affine ops between a convolution and the next ``Relu`` unroll it into a dense map (noted).
+
+Anything else -- pooling, other activations, a hidden ``Softmax``, branches and skip connections
+(a tensor read by two nodes), several graph inputs or outputs -- raises
 :class:`~reluverify.errors.UnsupportedLayerError` naming the node.
 """
 
@@ -55,20 +63,21 @@ from ..errors import (
     UnsupportedLayerError,
 )
 from ..model import Network
-from ..model.layers import Dense
+from ..model.layers import Conv2D, Dense
 
 __all__ = ["from_onnx", "onnxruntime_forward"]
 
 SUPPORTED_OPS = (
     "Gemm (any alpha/beta/transA/transB, optional C); MatMul with a constant operand; "
     "Add/Sub/Mul/Div with a constant (ONNX broadcasting); BatchNormalization (inference mode); "
+    "Conv (1-D/2-D, group 1, dilation 1, explicit pads or auto_pad); "
     "Relu; Flatten; Reshape; Transpose; Squeeze; Unsqueeze; Identity; Dropout (inference mode); "
     "Cast to float/double; Softmax as the very last node (dropped); Constant nodes, initializers "
     "and any node computed from constants only (e.g. Shape/Gather/Concat feeding a Reshape)"
 )
 _GENERAL_HINT = (
-    "reluverify supports Dense/Gemm/MatMul+Add/Relu stacks: a single chain from one input to one "
-    "output, with no branches"
+    "reluverify supports Dense/Gemm/MatMul+Add/Relu stacks and Conv layers: a single chain from one "
+    "input to one output, with no branches"
 )
 _NONLINEAR = {
     "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Softplus", "Softsign",
@@ -181,11 +190,10 @@ def _unsupported(idx: int, node, reason: str, todo: str = "") -> UnsupportedLaye
 
 def _reason_for(op: str) -> tuple:
     """(reason, what to do) for an op type that has no translation."""
-    if op in ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"):
+    if op in ("ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"):
         return (
-            "convolutions are not encoded",
-            "Use a fully connected model, or rewrite the convolution as an equivalent Gemm "
-            "(its unrolled dense matrix) before exporting",
+            f"{op} is not encoded (only float Conv with group 1 and dilation 1)",
+            "Export the model with plain Conv nodes",
         )
     if op in _POOLING:
         return (
@@ -230,6 +238,7 @@ class _Chain:
         self.notes: list = []
         self.W = None
         self.b = None
+        self.conv = None  # an open convolution (dict of Conv2D arguments): the open map, W is then None
         self.weight_ops: list = []  # labels of the Gemm/MatMul composed into the open map
         self.pending: list = []  # labels of other maps in the open map before its first weight op
 
@@ -237,9 +246,66 @@ class _Chain:
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
-    def _materialise(self) -> None:
+    def _materialise(self, why: str = "") -> None:
+        if self.conv is not None:  # an affine op follows the convolution: unroll it (rare)
+            layer = Conv2D(activation="linear", **self.conv)
+            self.W, self.b = layer.dense_matrix(), np.array(layer.bias)
+            self.notes.append(f"unrolled {self.weight_ops[-1]} into a dense map: {why or 'an affine op'} follows "
+                              "it before any Relu")
+            self.conv = None
         if self.W is None:
             self.W, self.b = np.eye(self.size), np.zeros(self.size)
+
+    # ---- convolutions
+    def _diagonal(self) -> tuple | None:
+        """``(scale, shift)`` when the open map is elementwise (input normalisation), else None."""
+        W = self.W
+        if W is None:
+            return np.ones(self.size), np.zeros(self.size)
+        if W.shape[0] != W.shape[1] or np.count_nonzero(W - np.diag(np.diag(W))):
+            return None
+        return np.diag(W).copy(), self.b.copy()
+
+    def convolution(self, kernel, bias, stride, pads, out_shape: tuple, label: str) -> None:
+        """Open a convolution on the current tensor ``(1, C, H, W)`` (``kernel`` (C_out, C, kh, kw)).
+        An elementwise open map with one scale per channel (input normalisation) is folded into it:
+        the scale into the kernel, the shift through the convolution into a per-entry bias (exact
+        with zero padding, which pads the shifted tensor). Any other open map is kept as a layer."""
+        c, h, w = self.shape[1:]
+        kernel = np.asarray(kernel, dtype=np.float64)
+        bias_full = np.repeat(np.zeros(kernel.shape[0]) if bias is None else np.asarray(bias, np.float64).reshape(-1),
+                              out_shape[2] * out_shape[3])
+        geometry = dict(input_shape=(c, h, w), stride=stride, pads=pads)
+        if self.conv is not None:
+            self.close("linear")
+            self.notes.append(f"kept the convolution before {label} as a separate linear layer: no Relu lies "
+                              "between them")
+        diag = self._diagonal()
+        folded = False
+        if diag is not None:
+            scale, shift = (v.reshape(c, h * w) for v in diag)
+            if np.all(scale == scale[:, :1]):
+                # conv(s x + t) with the zero padding of (s x + t): kernel K s, bias b + conv_K(t)
+                original = kernel
+                kernel = kernel * scale[:, 0][None, :, None, None]
+                if np.any(shift):
+                    bias_full = bias_full + Conv2D(original, None, activation="linear", **geometry).preactivation(
+                        shift.reshape(-1))
+                folded = True
+        if not folded:
+            diag = None
+        if diag is None:  # keep the open map as its own linear layer
+            self.close("linear")
+            self.notes.append(f"kept the map before {label} as a separate linear layer (not one scale per channel)")
+        elif self.W is not None:
+            if self.pending:
+                what = "input normalisation " if not self.layers else ""
+                self.notes.append(f"folded {what}{', '.join(self.pending)} into the following {label}")
+        self.W = self.b = None
+        self.pending = []
+        self.conv = dict(kernel=kernel, bias=bias_full, **geometry)
+        self.weight_ops = [label]
+        self.shape = tuple(out_shape)
 
     def _note_minor(self, label: str) -> None:
         if not self.weight_ops:
@@ -250,6 +316,8 @@ class _Chain:
         """The new tensor is ``old_flat[index]`` (a permutation, or a broadcast copy)."""
         index = np.asarray(index, dtype=np.int64)
         if index.shape != (self.size,) or not np.array_equal(index, np.arange(self.size)):
+            if self.conv is not None:
+                self._materialise(label)
             if self.W is None:
                 self.W, self.b = np.eye(self.size)[index], np.zeros(index.size)
             else:
@@ -259,6 +327,11 @@ class _Chain:
 
     def scale_shift(self, scale, shift, label: str) -> None:
         """The new tensor is ``scale * old + shift`` elementwise (flattened arrays or None)."""
+        if self.conv is not None:
+            if self._conv_scale_shift(scale, shift):
+                self.notes.append(f"folded {label} into {self.weight_ops[-1]}")
+                return
+            self._materialise(label)
         if scale is not None:
             scale = np.asarray(scale, dtype=np.float64).reshape(-1)
             if self.W is None:
@@ -271,10 +344,27 @@ class _Chain:
             self.b = self.b + np.asarray(shift, dtype=np.float64).reshape(-1)
         self._note_minor(label)
 
+    def _conv_scale_shift(self, scale, shift) -> bool:
+        """Fold an elementwise map after the open convolution (a bias Add, a BatchNormalization):
+        a scale with one value per output channel goes into the kernel; False when it cannot."""
+        conv = self.conv
+        co = conv["kernel"].shape[0]
+        bias = np.asarray(conv["bias"], dtype=np.float64)
+        if scale is not None:
+            per = np.asarray(scale, dtype=np.float64).reshape(co, -1)
+            if not np.all(per == per[:, :1]):
+                return False
+            conv["kernel"] = conv["kernel"] * per[:, 0][:, None, None, None]
+            bias = bias * per.reshape(-1)
+        if shift is not None:
+            bias = bias + np.asarray(shift, dtype=np.float64).reshape(-1)
+        conv["bias"] = bias
+        return True
+
     def linear(self, fn, shift, out_shape: tuple, label: str) -> None:
         """Compose the linear map ``fn`` (then add ``shift``); ``fn`` maps a stack ``(k, *shape)``
         of current tensors to the stack ``(k, *out_shape)`` of results."""
-        self._materialise()
+        self._materialise(label)
         n0 = self.W.shape[1]
         cols = fn(self.W.T.reshape((n0,) + self.shape))
         bias = fn(self.b.reshape((1,) + self.shape))
@@ -296,6 +386,11 @@ class _Chain:
 
     # ---- activations / closing
     def close(self, activation: str) -> None:
+        if self.conv is not None:
+            self.layers.append(Conv2D(activation=activation, **self.conv))
+            self.conv = None
+            self.weight_ops, self.pending = [], []
+            return
         self._materialise()
         if self.pending:
             self.notes.append(
@@ -307,7 +402,7 @@ class _Chain:
         self.weight_ops, self.pending = [], []
 
     def relu(self, label: str) -> None:
-        if self.W is None:
+        if self.W is None and self.conv is None:
             if self.layers and self.layers[-1].nonnegative:  # relu(x) = x on a ReLU's output
                 self.notes.append(f"skipped {label}: it follows another Relu (relu(relu(x)) = relu(x))")
                 return
@@ -318,8 +413,8 @@ class _Chain:
         self.close("relu")
 
     def finish(self) -> list:
-        if self.W is not None or not self.layers:
-            if self.W is None:
+        if self.W is not None or self.conv is not None or not self.layers:
+            if self.W is None and self.conv is None:
                 self.notes.append("the graph computes no affine map; the network is one identity layer")
             self.close("linear")
         else:
@@ -427,7 +522,7 @@ def _graph_input_shape(vi) -> tuple:
     return full, (full[1:] if has_batch else full), has_batch
 
 
-def _convert(onnx, model, name: str) -> Network:
+def _convert(onnx, model, name: str, mean=None, std=None) -> Network:
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     try:
@@ -470,6 +565,8 @@ def _convert(onnx, model, name: str) -> Network:
     full_shape, input_shape, has_batch = _graph_input_shape(inputs[0])
     out_name = outputs[0].name
     chain = _Chain(full_shape)
+    if mean is not None or std is not None:
+        _input_normalisation(chain, input_shape, mean, std)
     if not has_batch:
         chain.notes.append(
             f"the graph input {inputs[0].name!r} of shape {full_shape} has no batch dimension; the "
@@ -726,6 +823,8 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
         if C is not None and beta != 0.0:
             shift = beta * np.broadcast_to(np.asarray(C, dtype=np.float64), out)
         chain.linear(fn, shift, out, label)
+    elif op == "Conv":
+        _conv(chain, idx, node, a, pos, const_of, label)
     elif op == "Softmax" and node.output[0] == out_name:
         chain.notes.append(f"dropped the final {label}: reasoning about logits")
     else:
@@ -733,8 +832,92 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
         raise _unsupported(idx, node, reason, todo)
 
 
-def from_onnx(model, *, name: str | None = None) -> Network:
-    """Convert an ONNX model of a fully connected ReLU network into a :class:`~reluverify.Network`.
+def _conv(chain: _Chain, idx: int, node, a: dict, pos: int, const_of, label: str) -> None:
+    """A ``Conv`` node (2-D, or 1-D as a 2-D convolution of height 1): groups and dilations 1,
+    explicit pads or ``auto_pad``; weights and bias constant."""
+    shape = chain.shape
+    if pos != 0:
+        raise _unsupported(idx, node, "its weights depend on the network input")
+    if len(shape) not in (3, 4) or shape[0] != 1:
+        raise _unsupported(idx, node, f"it convolves a tensor of shape {shape}; only N x C x L (1-D) and "
+                           "N x C x H x W (2-D) convolutions with batch 1 are encoded")
+    kernel = np.asarray(const_of(idx, node, 1, "weight"), dtype=np.float64)
+    bias = const_of(idx, node, 2, "bias", required=False)
+    dims = len(shape) - 2
+    group = int(a.get("group", 1))
+    if group != 1:
+        raise _unsupported(idx, node, f"group={group} (a grouped or depthwise convolution) is not encoded",
+                           "Export the model with group=1 convolutions")
+    dil = [int(d) for d in a.get("dilations", [1] * dims)]
+    if any(d != 1 for d in dil):
+        raise _unsupported(idx, node, f"dilations={dil} are not encoded (only dilation 1)")
+    if kernel.ndim != dims + 2 or kernel.shape[1] != shape[1]:
+        raise _unsupported(idx, node, f"its weight of shape {kernel.shape} does not fit an input of shape {shape}")
+    ks = [int(k) for k in a.get("kernel_shape", kernel.shape[2:])]
+    if list(kernel.shape[2:]) != ks:
+        raise _unsupported(idx, node, f"kernel_shape={ks} differs from its weight's shape {kernel.shape}")
+    strides = [int(v) for v in a.get("strides", [1] * dims)]
+    if len(strides) != dims or min(strides) <= 0:
+        raise _unsupported(idx, node, f"strides={strides} are invalid for a {dims}-D convolution")
+    size = list(shape[2:])
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    if auto in ("NOTSET", ""):
+        pads = [int(p) for p in a.get("pads", [0] * (2 * dims))]
+        if len(pads) != 2 * dims or min(pads) < 0:
+            raise _unsupported(idx, node, f"pads={pads} are invalid (need {2 * dims} non-negative values)")
+    elif auto == "VALID":
+        pads = [0] * (2 * dims)
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for n_, k_, s_ in zip(size, ks, strides):
+            total = max((-(-n_ // s_) - 1) * s_ + k_ - n_, 0)
+            small = total // 2
+            begin.append(small if auto == "SAME_UPPER" else total - small)
+            end.append(total - begin[-1])
+        pads = begin + end
+    else:
+        raise _unsupported(idx, node, f"auto_pad={auto!r} is not an ONNX padding mode")
+    if bias is not None:
+        bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+        if bias.size != kernel.shape[0]:
+            raise _unsupported(idx, node, f"its bias has {bias.size} values for {kernel.shape[0]} output channels")
+    if dims == 1:  # (C, L) as (C, 1, L)
+        kernel = kernel[:, :, None, :]
+        size, ks, strides, pads = [1] + size, [1] + ks, [1] + strides, [0, pads[0], 0, pads[1]]
+    out = [(n_ + pb + pe - k_) // s_ + 1 for n_, k_, s_, pb, pe in zip(size, ks, strides, pads[:2], pads[2:])]
+    if min(out) <= 0:
+        raise _unsupported(idx, node, f"its kernel {ks} does not fit the input {shape} padded by {pads}")
+    chain.shape = (1, shape[1], size[0], size[1])
+    chain.convolution(kernel, bias, tuple(strides), tuple(pads), (1, kernel.shape[0], out[0], out[1]), label)
+    if dims == 1:
+        chain.shape = (1, kernel.shape[0], out[1])
+
+
+def _input_normalisation(chain: _Chain, input_shape: tuple, mean, std) -> None:
+    """Start the open map with ``(x - mean) / std`` (scalars, one value per channel (the first axis
+    after the batch), or arrays broadcastable to the input): the model expects normalised inputs,
+    the network takes the raw ones."""
+    def spread(v, what):
+        v = np.asarray(0.0 if v is None and what == "mean" else 1.0 if v is None else v, dtype=np.float64)
+        if v.ndim == 1 and len(input_shape) > 1 and v.size == input_shape[0] and v.size > 1:
+            v = v.reshape((-1,) + (1,) * (len(input_shape) - 1))
+        try:
+            v = np.broadcast_to(v, input_shape).reshape(-1)
+        except ValueError:
+            raise InputError(f"from_onnx: {what} of shape {v.shape} does not fit the input shape {input_shape} "
+                             "(give a scalar, one value per channel, or an array of the input's shape)") from None
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"from_onnx: {what} must be finite")
+        return v
+    m, s = spread(mean, "mean"), spread(std, "std")
+    if np.any(s == 0):
+        raise InputError("from_onnx: std must be nonzero")
+    chain.scale_shift(1.0 / s, -m / s, "(x - mean) / std (the mean/std arguments)")
+
+
+def from_onnx(model, *, name: str | None = None, mean=None, std=None) -> Network:
+    """Convert an ONNX model of a ReLU network (dense and convolutional layers) into a :class:`~reluverify.Network`.
 
     ``model`` is a path to an ``.onnx`` file (gzipped ``.onnx.gz`` files are recognised by their
     suffix or their magic bytes) or an ``onnx.ModelProto``. ``name`` overrides the network name
@@ -746,6 +929,11 @@ def from_onnx(model, *, name: str | None = None) -> Network:
     input's shape without the leading batch dimension; inputs are handled flattened row-major.
     What the importer changed (folded input normalisation, a dropped final Softmax, composed
     weight maps) is listed in ``Network.notes``.
+
+    ``mean``/``std``: the model expects inputs normalised as ``(x - mean) / std`` outside the graph
+    (e.g. ERAN's MNIST networks, 0.1307/0.3081): the normalisation is folded into the first layer,
+    so the network takes raw inputs ``x`` and questions (radii, boxes) are asked in that space.
+    Scalars, one value per channel (the first axis after the batch) or arrays of the input's shape.
 
     Raises :class:`~reluverify.errors.UnsupportedLayerError` for nodes or graph structures that
     cannot be encoded (naming the node), :class:`~reluverify.errors.ModelFileError` for missing or
@@ -771,7 +959,7 @@ def from_onnx(model, *, name: str | None = None) -> Network:
         raise ModelFileError("the onnx.ModelProto passed to from_onnx has no graph or no output")
     if name is None:
         name = model.graph.name or "onnx-model"
-    return _convert(onnx, model, str(name))
+    return _convert(onnx, model, str(name), mean, std)
 
 
 # --------------------------------------------------------------------------- onnxruntime
