@@ -361,3 +361,14 @@ def test_universal_perturbation_on_trees():
     reached = max(sum((ens.predict_class(xs[k] + D) != C[k]).astype(int) for k in range(2)))
     assert u.upper_bound >= reached and u.n_fooled >= reached
     assert np.array_equal(u.fooled, ens.framework_predict(xs + u.delta) != C)
+
+
+def test_docs_trees_example_runs():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "trees.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "docs/trees.md", "exec"), {})
