@@ -372,3 +372,31 @@ def test_docs_trees_example_runs():
     assert blocks
     for code in blocks:
         exec(compile(code, "docs/trees.md", "exec"), {})
+
+
+def test_check_property_on_trees():
+    """A VNN-LIB-style region on a tree ensemble: 'class j's score beats c's inside a box' is sat
+    exactly when the oracle finds a cell of the box where it does."""
+    ens = rv.from_sklearn(MODELS["gb3"])
+    x = X3[2]
+    c = ens.predict_class(x)
+    seen = set()
+    for r in (0.05, 0.3):
+        lo, hi = np.clip(x - r, 0, 1), np.clip(x + r, 0, 1)
+        for j in range(3):
+            if j == c:
+                continue
+            a_y = np.zeros((1, 3))
+            a_y[0, c], a_y[0, j] = 1.0, -1.0  # score_c - score_j <= -0.01
+            prop = rv.Property(3, 3, (rv.Region(lo, hi, np.zeros((1, 3)), a_y, np.array([-0.01])),))
+            reach = any((lambda s: s[c] - s[j] <= -0.01)(ens.forward(np.clip(x, a, b)))
+                        or (lambda s: s[c] - s[j] <= -0.01)(ens.forward(0.5 * (a + b)))
+                        for a, b in oracle.cells(ens, lo, hi))
+            for attack in (True, False):
+                res = rv.check_property(ens, prop, attack=attack)
+                seen.add(res.verdict)
+                if res.verdict == rv.PropertyVerdict.SAT:
+                    assert reach and res.violation <= 0 and np.all((res.x >= lo) & (res.x <= hi))
+                else:
+                    assert res.verdict == rv.PropertyVerdict.UNSAT and not reach
+    assert seen == {rv.PropertyVerdict.SAT, rv.PropertyVerdict.UNSAT}

@@ -2,7 +2,7 @@
 
 Every public question (:func:`~reluverify.verify_robustness`, :func:`~reluverify.minimal_distortion`,
 :func:`~reluverify.class_prototype`, :func:`~reluverify.universal_perturbation`,
-:func:`~reluverify.max_confidence`, :func:`~reluverify.infer`) is decorated with :func:`by_model`:
+:func:`~reluverify.max_confidence`, :func:`~reluverify.check_property`, :func:`~reluverify.infer`) is decorated with :func:`by_model`:
 a :class:`~reluverify.model.trees.TreeEnsemble` goes to the function of the same name in
 :mod:`reluverify.trees.problems`, anything else (a :class:`~reluverify.model.Network`) to the
 network implementation below the decorator.

@@ -19,9 +19,11 @@ from ..model import Network
 from ..results import PropertyResult
 from ..spec import Property
 from ..threads import limit_blas
+from .dispatch import by_model
 
 
 @limit_blas
+@by_model
 def check_property(
     network: Network,
     prop: Property,

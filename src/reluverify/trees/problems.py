@@ -675,3 +675,93 @@ def infer(ens: TreeEnsemble, x, solver: str = DEFAULT_SOLVER, *, time_limit=DEFA
                            solve=sres, n_binaries=ta.arrays.n_binaries,
                            bounds_summary=f"{ta.pred_cols.size} predicates, "
                                           f"{sum(len(v) for v in ta.leaf_cols.values())} leaves")
+
+
+# ---------------------------------------------------------------------------------------------
+# check_property
+
+
+def check_property(ens: TreeEnsemble, prop, *, solver: str = DEFAULT_SOLVER, time_limit=DEFAULT_TIME_LIMIT,
+                   threads=None, seed: int = 0, attack: bool = True, **kwargs):
+    """Is some region of ``prop`` (input box and rows ``a_x x + a_y scores <= b``) reachable? The
+    tree side of :func:`reluverify.check_property`: per region, random points of the box, then the
+    per-tree score bounds of each row, then one MILP with the rows loosened by the proof slack
+    (``VERIFY_SLACK + score_rounding``, scaled by ``|a_y|``): infeasible is a proof; its snapped point
+    must meet the rows exactly in the float64 forward pass (else a witness MILP with the rows
+    tightened by the slack). ``sat``/``unsat``/``timeout``/``unknown``."""
+    from ..domain import Box
+    from ..problems.common import check_time
+    from ..results import PropertyResult, PropertyVerdict
+
+    _options(kwargs, ("reference", "split", "branch", "tuning"))
+    _check_name(solver)
+    check_time(time_limit)
+    if prop.n_inputs != ens.n_features or prop.n_outputs != ens.n_outputs:
+        raise InputError(f"the property has {prop.n_inputs} inputs and {prop.n_outputs} outputs, the model "
+                         f"{ens.n_features} and {ens.n_outputs}")
+    clock = Clock(time_limit)
+    rng = np.random.default_rng(seed)
+    open_regions = []
+
+    def meets(region, x):
+        y = ens.forward(x)
+        v = region.a_x @ x + region.a_y @ y - region.b
+        return float(np.max(v)) if v.size else -np.inf
+
+    def sat(k, region, x, method):
+        return PropertyResult(PropertyVerdict.SAT, x=x, y=ens.forward(x), region=k, violation=meets(region, x),
+                              method=method, time_s=clock.elapsed())
+
+    for k, region in enumerate(prop.regions):
+        box = Box(region.lower, region.upper)
+        if attack:
+            P = rng.uniform(box.lower, box.upper, (256, ens.n_features))
+            P = np.vstack([P, box.lower, box.upper, 0.5 * (box.lower + box.upper)])
+            for x in P:
+                if meets(region, x) <= 0:
+                    return sat(k, region, x, "attack")
+        ruled_out = False
+        slacks = []
+        for i in range(region.n_rows):
+            outs = np.flatnonzero(region.a_y[i])
+            s_i = VERIFY_SLACK + ens.score_rounding(outs) * float(np.max(np.abs(region.a_y[i]), initial=0.0))
+            slacks.append(s_i)
+            lo_y = ens.score_bounds(box.lower, box.upper, region.a_y[i])[0] if outs.size else 0.0
+            lo_x = float(np.sum(np.minimum(region.a_x[i] * box.lower, region.a_x[i] * box.upper)))
+            if lo_x + lo_y > region.b[i] + s_i:
+                ruled_out = True
+        if ruled_out:
+            continue
+        open_regions.append((k, region, box, np.array(slacks)))
+    verdict, notes = PropertyVerdict.UNSAT, []
+    for k, region, box, slacks in open_regions:
+        if clock.expired():
+            return PropertyResult(PropertyVerdict.TIMEOUT, method="milp", time_s=clock.elapsed(),
+                                  message="time limit before every region was decided")
+        outs = sorted(set(np.flatnonzero(np.any(region.a_y != 0, axis=0)).tolist()) or {0})
+        for witness_run in (False, True):
+            milp = TreeMilp(ens, box, solver, outs, threads=threads, emphasis=None if witness_run else "proof")
+            rows = []
+            for i in range(region.n_rows):
+                jx = np.flatnonzero(region.a_x[i])
+                jy = np.flatnonzero(region.a_y[i])
+                rows.append((np.concatenate([milp.ta.input_cols[jx], [milp.ta.score_col(j) for j in jy]]).astype(int),
+                             np.concatenate([region.a_x[i, jx], region.a_y[i, jy]])))
+            rhs = region.b - slacks if witness_run else region.b + slacks
+            milp.model.add_rows(-np.inf, rhs, rows)
+            sres, x, _ = milp.solve(clock.left())
+            if x is not None and box.contains(x) and meets(region, x) <= 0:
+                return sat(k, region, x, "milp")
+            if not witness_run:
+                proof = solver_proof(sres, milp.ta.big_m)
+                if proof.infeasible:
+                    break
+                if x is None:
+                    verdict = PropertyVerdict.TIMEOUT if sres.status == Status.TIME_LIMIT else PropertyVerdict.UNKNOWN
+                    notes.append(f"region {k}: {sres.status}")
+                    break
+            else:
+                verdict = PropertyVerdict.UNKNOWN
+                notes.append(f"region {k}: within the proof slack, no witness")
+    return PropertyResult(verdict, method="milp" if open_regions else "bounds", time_s=clock.elapsed(),
+                          message="; ".join(notes))
