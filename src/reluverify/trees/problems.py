@@ -58,6 +58,17 @@ def _options(kwargs: dict, allowed: tuple = ()) -> dict:
     return kwargs
 
 
+#: How far the input set of a proof MILP is widened (L-inf and L1 radii, property boxes) and how
+#: much is taken off a MILP's dual bound on a distance before it counts as certified. Limits of one
+#: feature can lie closer together than a solver's feasibility tolerance (scikit-learn's float32
+#: midpoints on MNIST pixels: 3e-8 apart), so a run may accept a point a tolerance outside its
+#: cell and, measured, claim an optimum 3e-8 above a checked witness (HiGHS at its proof
+#: emphasis's 1e-6; benchmarks/trees.py, image 6 of the forest). Tree MILPs therefore run at the
+#: default tolerance (1e-9, ``MIP_INTEGRALITY_TOLERANCE``), and proofs keep this margin, 100 times
+#: that tolerance; it is far below ``OPTIMAL_REL_GAP``, so optimal answers stay optimal.
+BOUND_MARGIN = 1e-7
+
+
 def proof_slack(ens: TreeEnsemble, outputs=None) -> float:
     """How far below a tie a proof must rule a wrong class out (module docstring), for a question on
     the scores of ``outputs`` (default: all)."""
@@ -169,6 +180,9 @@ def verify_robustness(ens: TreeEnsemble, x, eps, norm: str = "linf", *, label=No
     inputs, eps = robustness_set(ens, x0, eps, norm, perturbation)
     from ..domain import Perturbation
 
+    # proofs run over the ball widened by BOUND_MARGIN (L0 radii are counts: not widened)
+    proof_inputs = inputs if norm == "l0" else (perturbation or Perturbation()).input_set(x0, norm, eps + BOUND_MARGIN)
+
     base = perturbation or Perturbation()
     norm_ball = ball(norm, x0, None, valid=base.valid_box(x0.size), mask=base.mask)
     res = AdversarialResult(verdict=Verdict.UNKNOWN, problem="verify_robustness", norm=norm, x=x0,
@@ -205,7 +219,7 @@ def verify_robustness(ens: TreeEnsemble, x, eps, norm: str = "linf", *, label=No
             return done(Verdict.UNKNOWN, f"not decided (time limit; {len(left)} classes left for the MILP)")
         slack = proof_slack(ens, [c, j])
         for witness_run in (False, True):
-            milp = TreeMilp(ens, inputs, solver, [c, j], threads=threads, emphasis=None if witness_run else "proof")
+            milp = TreeMilp(ens, proof_inputs if not witness_run else inputs, solver, [c, j], threads=threads)
             milp.beats(j, c, slack if witness_run else -slack)
             sres, x, _ = milp.solve(clock.left())
             res.solves.append(sres)
@@ -309,7 +323,7 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
         lb_j = 0.0
         for witness_run in (False, True):
             outs = sorted({winner, *others})
-            milp = TreeMilp(ens, inputs, solver, outs, threads=threads, emphasis="proof" if best is not None else None)
+            milp = TreeMilp(ens, inputs, solver, outs, threads=threads)
             milp.minimise_distance(norm_ball, cutoff)
             for o in others:
                 milp.beats(winner, o, slack if witness_run else -slack)
@@ -318,10 +332,11 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
             stats["milps"] += 1
             if not witness_run:
                 proof = solver_proof(sres, milp.ta.big_m)
+                margin = 0.0 if whole else BOUND_MARGIN
                 if proof.infeasible:
-                    lb_j = upper
+                    lb_j = upper if math.isinf(upper) else max(0.0, upper - margin)
                 elif proof.bound is not None:
-                    lb_j = max(0.0, proof.bound)
+                    lb_j = max(0.0, proof.bound - margin)
                     if cutoff is not None:
                         lb_j = min(lb_j, cutoff)
                 if proof.note:
@@ -740,7 +755,8 @@ def check_property(ens: TreeEnsemble, prop, *, solver: str = DEFAULT_SOLVER, tim
                                   message="time limit before every region was decided")
         outs = sorted(set(np.flatnonzero(np.any(region.a_y != 0, axis=0)).tolist()) or {0})
         for witness_run in (False, True):
-            milp = TreeMilp(ens, box, solver, outs, threads=threads, emphasis=None if witness_run else "proof")
+            milp = TreeMilp(ens, box if witness_run else Box(box.lower - BOUND_MARGIN, box.upper + BOUND_MARGIN), solver, outs,
+                            threads=threads)
             rows = []
             for i in range(region.n_rows):
                 jx = np.flatnonzero(region.a_x[i])
