@@ -424,3 +424,25 @@ def test_a_cell_thinner_than_solver_tolerances_is_found():
     assert r.lower_bound <= exact
     assert rv.verify_robustness(ens, x, exact - 1e-6, attack=False).verdict == rv.Verdict.ROBUST
     assert rv.verify_robustness(ens, x, exact + 1e-9, attack=False).verdict == rv.Verdict.NOT_ROBUST
+
+
+@pytest.mark.slow
+def test_mnist_forest_bound_is_not_above_the_plain_formulation_witness():
+    """The case the benchmark's cross-check caught: on the MNIST forest (image 6), the certified lower
+    bound must not exceed the distance of a witness the plain per-leaf big-M MILP finds over a small
+    ball (it did by 3e-8 when proofs ran at the looser proof-emphasis tolerance)."""
+    from pathlib import Path
+
+    from reluverify.datasets import load_mnist
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from trees import baseline, train
+
+    data = load_mnist()
+    _, ens = train("rf", data)
+    X = data.x_test.reshape(len(data.x_test), -1)
+    x, y = X[6], int(data.y_test[6])
+    r = rv.minimal_distortion(ens, x, "linf", label=y, threads=1)
+    assert r.verdict == rv.Verdict.FOUND
+    d, lb, _ = baseline(ens, x, y, "highs", 120, radius=2 * r.distance)
+    assert d is not None and r.lower_bound <= d and lb <= r.distance + 1e-9
