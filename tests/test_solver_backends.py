@@ -130,6 +130,28 @@ def test_nothing_outside_solvers_compares_with_a_solver_name():
     assert not offenders, offenders
 
 
+def test_lp_bounds_run_on_the_backends_lp_session(toy):
+    """LP tightening asks the registry for an LP session: a backend without one is a typed error
+    naming it, and the default backend's session gives bounds at least as tight as symbolic ones."""
+    from reluverify.bounds import LPBounds, compute_bounds
+    from reluverify.solvers import lp_session
+
+    net = rv.Network.random([6, 12, 12, 3], seed=4)
+    box = rv.Box.uniform(6, -1.0, 1.0)
+    with pytest.raises(SolverNotAvailableError, match="toy"):
+        lp_session("toy")
+    with pytest.raises(SolverNotAvailableError, match="toy"):
+        compute_bounds(net, box, LPBounds(solver="toy"))
+    sym = compute_bounds(net, box, "symbolic")
+    lp = compute_bounds(net, box, LPBounds(solver="highs"))
+    rng = np.random.default_rng(0)
+    assert lp.contains(rng.uniform(-1, 1, (500, 6)))
+    for k in range(len(net.layers)):
+        assert np.all(lp.lower[k] >= sym.lower[k] - 1e-12) and np.all(lp.upper[k] <= sym.upper[k] + 1e-12)
+    assert sum(float(np.sum(u - l)) for l, u in zip(lp.lower, lp.upper)) < \
+        sum(float(np.sum(u - l)) for l, u in zip(sym.lower, sym.upper))
+
+
 # --------------------------------------------------------------------------- SCIP
 def test_scip_statuses_are_proofs_only_when_scip_proved():
     from reluverify.solvers.scip import scip_status

@@ -2,7 +2,7 @@
 
 Layer by layer, the relaxation (input box, then each layer's LP rows: for a ReLU layer ``y = a`` for
 active neurons; ``y >= a``, ``y >= 0`` and the chord ``y <= u (a - l) / (u - l)`` for unstable ones)
-is built once in one HiGHS instance and
+is built once in one LP session of a solver backend (HiGHS by default) and
 grown as layers are finished; for each unstable neuron only the objective changes (warm-started
 simplex), first ``max`` then, if still needed, ``min``.
 
@@ -21,6 +21,7 @@ import numpy as np
 from ..domain import Box
 from ..model import Network
 from ..model.layers import UNSTABLE
+from ..solvers import DEFAULT_SOLVER, lp_session
 from ..tolerances import LP_BIAS_REL_WIDENING
 from .base import Bounds
 from .interval import widen
@@ -28,20 +29,15 @@ from .symbolic import symbolic_layer
 
 
 class _Relaxation:
-    """The growing LP: columns x, y_0, y_1, ... and one dense row block per finished layer."""
+    """The growing LP: columns x, y_0, y_1, ... and one dense row block per finished layer, held by
+    a solver backend's LP session (:func:`reluverify.solvers.lp_session`)."""
 
-    def __init__(self, box: Box):
-        import highspy
-
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("threads", 1)
-        self.inf = highspy.kHighsInf
-        self.highspy = highspy
+    def __init__(self, box: Box, solver: str = DEFAULT_SOLVER):
+        self.lp = lp_session(solver)
         n = box.size
         self.col_lo = box.lower.copy()
         self.col_hi = box.upper.copy()
-        self.h.addVars(n, box.lower, box.upper)
+        self.lp.add_columns(box.lower, box.upper)
         self.blocks = []  # (col_start, col_end, dense A block, row lower, row upper)
         self.row_lo = np.zeros(0)
         self.row_hi = np.zeros(0)
@@ -51,20 +47,21 @@ class _Relaxation:
         if extra is not None:
             self._add_domain_rows(*extra)
 
-    def _add_domain_rows(self, col_lo, col_hi, A, rlo, rhi) -> None:
-        """The domain's own rows (:meth:`reluverify.sets.box.Box.lp_rows`) and extra columns."""
-        m = col_lo.size
-        self.h.addVars(m, col_lo, col_hi)
-        self.col_lo = np.concatenate([self.col_lo, col_lo])
-        self.col_hi = np.concatenate([self.col_hi, col_hi])
-        rlo = np.where(np.isfinite(rlo), rlo, -self.inf)
-        rhi = np.where(np.isfinite(rhi), rhi, self.inf)
+    def _add_block(self, offset: int, A: np.ndarray, rlo: np.ndarray, rhi: np.ndarray) -> None:
+        """Rows ``rlo <= A v[offset:offset + A.shape[1]] <= rhi``."""
         nz_r, nz_c = np.nonzero(A)
         starts = np.searchsorted(nz_r, np.arange(A.shape[0]))
-        self.h.addRows(A.shape[0], rlo, rhi, nz_r.size, starts.astype(np.int32), nz_c.astype(np.int32), A[nz_r, nz_c])
-        self.blocks.append((0, A.shape[1], A, rlo, rhi))
+        self.lp.add_rows(rlo, rhi, starts, nz_c + offset, A[nz_r, nz_c])
+        self.blocks.append((offset, offset + A.shape[1], A, rlo, rhi))
         self.row_lo = np.concatenate([self.row_lo, rlo])
         self.row_hi = np.concatenate([self.row_hi, rhi])
+
+    def _add_domain_rows(self, col_lo, col_hi, A, rlo, rhi) -> None:
+        """The domain's own rows (:meth:`reluverify.sets.box.Box.lp_rows`) and extra columns."""
+        self.lp.add_columns(col_lo, col_hi)
+        self.col_lo = np.concatenate([self.col_lo, col_lo])
+        self.col_hi = np.concatenate([self.col_hi, col_hi])
+        self._add_block(0, A, np.asarray(rlo, dtype=np.float64), np.asarray(rhi, dtype=np.float64))
 
     def add_layer(self, layer, lo, hi) -> None:
         """Add a finished layer with pre-activation bounds ``[lo, hi]``: its LP rows
@@ -73,7 +70,7 @@ class _Relaxation:
         keep = rows.keep
         start = int(self.col_lo.size)
         m = keep.size
-        self.h.addVars(m, rows.y_lower, rows.y_upper)
+        self.lp.add_columns(rows.y_lower, rows.y_upper)
         self.col_lo = np.concatenate([self.col_lo, rows.y_lower])
         self.col_hi = np.concatenate([self.col_hi, rows.y_upper])
         ycols = np.arange(start, start + m)
@@ -83,15 +80,8 @@ class _Relaxation:
             A = np.zeros((rows.lower.size, width))
             A[:, self.prev_cols - prev_start] = rows.prev
             A[:, ycols - prev_start] = rows.own
-            rlo = np.where(np.isfinite(rows.lower), rows.lower, -self.inf)
-            rhi = np.where(np.isfinite(rows.upper), rows.upper, self.inf)
-            nz_r, nz_c = np.nonzero(A)
-            starts = np.searchsorted(nz_r, np.arange(A.shape[0]))
-            self.h.addRows(A.shape[0], rlo, rhi, nz_r.size, starts.astype(np.int32),
-                           (nz_c + prev_start).astype(np.int32), A[nz_r, nz_c])
-            self.blocks.append((prev_start, prev_start + width, A, rlo, rhi))
-            self.row_lo = np.concatenate([self.row_lo, rlo])
-            self.row_hi = np.concatenate([self.row_hi, rhi])
+            self._add_block(prev_start, A, np.asarray(rows.lower, dtype=np.float64),
+                            np.asarray(rows.upper, dtype=np.float64))
         self.prev_cols = ycols
         self.prev_idx = keep
 
@@ -126,20 +116,11 @@ class _Relaxation:
 
     def optimise(self, cols: np.ndarray, coefs: np.ndarray, maximise: bool) -> float | None:
         """Certified ``max`` (or ``-max(-·)`` for min) of ``coefs·v[cols]``; None if the LP failed."""
-        h = self.h
-        n = self.col_lo.size
-        c = np.zeros(n)
+        c = np.zeros(self.col_lo.size)
         c[cols] = coefs
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), c if maximise else -c)
-        h.changeObjectiveSense(self.highspy.ObjSense.kMaximize)
-        try:
-            h.run()
-            status = h.getModelStatus()
-        except Exception:  # a crashed LP leaves the neuron's symbolic bound (sound), never the run
+        duals = self.lp.maximise(c if maximise else -c)
+        if duals is None:
             return None
-        if status != self.highspy.HighsModelStatus.kOptimal:
-            return None
-        duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)
         value = self.certified_max(c if maximise else -c, duals)
         return value if maximise else -value
 
@@ -149,20 +130,23 @@ class LPBounds:
 
     ``time_limit`` (seconds, None = no limit) caps the LP work; when it runs out the remaining
     neurons keep their symbolic bounds (still sound). ``max_layers`` limits which layers get LPs.
+    ``solver``: the backend whose LP session solves the LPs (:func:`reluverify.solvers.lp_session`).
     """
 
     name = "lp"
 
-    def __init__(self, time_limit: float | None = None, max_layer: int | None = None):
+    def __init__(self, time_limit: float | None = None, max_layer: int | None = None,
+                 solver: str = DEFAULT_SOLVER):
         self.time_limit = time_limit
         self.max_layer = max_layer
+        self.solver = solver
 
     def compute(self, network: Network, domain: Box, initial: Bounds | None = None) -> Bounds:
         domain.check_size(network.n_inputs)
         t0 = time.perf_counter()
         lowers, uppers = [], []
         h_lo, h_hi = domain.lower, domain.upper
-        relax = _Relaxation(domain)
+        relax = _Relaxation(domain, self.solver)
         n_lp = 0
         history = []
         last = len(network.layers) - 1

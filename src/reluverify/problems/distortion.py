@@ -162,7 +162,7 @@ def minimal_distortion(
     if attack and ratio is None:
         logit_net, _ = logit_network(net)
         hull = unbounded.hull()
-        cand = (linf_attack if norm == "linf" else l1_attack)(logit_net, x0, c, hull, target=t, margin=margin)
+        cand = (l1_attack if norm_ball.sparse_changes else linf_attack)(logit_net, x0, c, hull, target=t, margin=margin)
         if cand is not None:
             cand = unbounded.fit(cand)
             checked = witness(cand)

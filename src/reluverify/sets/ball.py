@@ -19,6 +19,10 @@ class Ball(InputSet):
     norm = ""  # set by each norm's subclass
     #: the radius must be a whole number (L0: a count of changed values)
     whole_radius = False
+    #: the smallest changes in this norm concentrate on few values (L1, L0): the attacks that look
+    #: for them push one value at a time to its bound; otherwise (L-inf) they move every value a
+    #: little (projected gradient steps with a bisection on the radius)
+    sparse_changes = False
 
     def __init__(self, center, radius=None, *, valid=None, mask=None):
         from .box import Box

@@ -10,6 +10,7 @@ from .ball import Ball
 
 class L0Ball(Ball):
     norm = "l0"
+    sparse_changes = True
     whole_radius = True
 
     def distance(self, x):

@@ -44,6 +44,7 @@ def project_l1(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, radius: float) -> 
 
 class L1Ball(Ball):
     norm = "l1"
+    sparse_changes = True
 
     def _cap(self):
         return self.radius

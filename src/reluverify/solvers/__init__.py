@@ -148,6 +148,17 @@ def array_model(solver: str):
     return get_backend(solver).array_model
 
 
+def lp_session(solver: str = DEFAULT_SOLVER):
+    """A new LP session of ``solver`` (:class:`~reluverify.solvers.highs.HighsLpSession`'s
+    interface) for LP bound tightening; :class:`~reluverify.errors.SolverNotAvailableError` when the
+    backend has none."""
+    backend = get_backend(_check_name(solver))
+    if backend.lp_session is None:
+        raise SolverNotAvailableError(f"solver {backend.name!r} offers no LP session for bound tightening; "
+                                      f"use LP bounds on {DEFAULT_SOLVER!r} (the default)")
+    return backend.lp_session()
+
+
 def solve(
     model,
     solver: str = DEFAULT_SOLVER,

@@ -32,6 +32,9 @@ class Backend:
     * ``array_model``: a class with :class:`reluverify.solvers.highs.HighsArrayModel`'s interface
       that takes the MILP as arrays (:class:`reluverify.formulation.MilpArrays`), or ``None``:
       problems then hand the backend a Pyomo model;
+    * ``lp_session``: a class with :class:`reluverify.solvers.highs.HighsLpSession`'s interface (a
+      growing LP whose optimum's row duals certify bounds), or ``None``: LP bound tightening
+      (:class:`reluverify.bounds.lp.LPBounds`) then cannot use this backend;
     * ``max_licensed_size``: ``(variables, constraints)`` a size-limited licence allows (checked
       before solving when :meth:`probe` says the licence is limited), or ``None``.
     """
@@ -42,6 +45,7 @@ class Backend:
     contrib_name: str | None = None
     proof_emphasis: dict = {}
     array_model = None
+    lp_session = None
     max_licensed_size: tuple | None = None
     persistent: bool = False  # the Pyomo interface instance is kept on the model between solves
 

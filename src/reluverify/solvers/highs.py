@@ -99,6 +99,10 @@ class HighsBackend(Backend):
     def array_model(self):
         return HighsArrayModel
 
+    @property
+    def lp_session(self):
+        return HighsLpSession
+
     def tolerance_options(self) -> dict:
         return {"mip_feasibility_tolerance": MIP_INTEGRALITY_TOLERANCE,
                 "primal_feasibility_tolerance": PRIMAL_FEASIBILITY_TOLERANCE}
@@ -163,6 +167,59 @@ def _highs_status(model_status, highspy) -> Status:
     if model_status in limits:
         return Status.TIME_LIMIT
     return Status.ERROR  # not set, load/model/presolve/solve/postsolve error, empty model, unknown, interrupt
+
+
+class HighsLpSession:
+    """A growing LP for certified bound tightening (:class:`reluverify.bounds.lp.LPBounds`): columns
+    and rows are added as layers are finished, and each :meth:`maximise` changes only the
+    objective (warm-started simplex). Infinite row or column bounds are given as ``np.inf``.
+    The caller certifies every bound from the row duals itself (weak duality in float64); this
+    class only says whether HiGHS reached an optimum and what its duals are."""
+
+    def __init__(self):
+        import highspy
+
+        self._hs = highspy
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("threads", 1)
+        self._n_cols = 0
+
+    def _inf(self, a) -> np.ndarray:
+        a = _f64(a)
+        inf = self._hs.kHighsInf
+        return np.where(np.isfinite(a), a, np.where(a > 0, inf, -inf))
+
+    def add_columns(self, lower, upper) -> None:
+        lower, upper = self._inf(lower), self._inf(upper)
+        self.highs.addVars(int(lower.size), lower, upper)
+        self._n_cols += int(lower.size)
+
+    def add_rows(self, lower, upper, starts, index, values) -> None:
+        """Rows ``lower <= A v <= upper`` with ``A`` in CSR form (``starts`` has one entry per row)."""
+        lower, upper = self._inf(lower), self._inf(upper)
+        self.highs.addRows(int(lower.size), lower, upper, int(np.asarray(index).size), _i32(starts), _i32(index),
+                           _f64(values))
+
+    def maximise(self, costs: np.ndarray) -> np.ndarray | None:
+        """Maximise ``costs · v``; the row duals at the optimum, or None when HiGHS ends anywhere
+        else (or fails: the caller then keeps the bound it had, which is sound)."""
+        h, hs = self.highs, self._hs
+        n = self._n_cols
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), _f64(costs))
+        h.changeObjectiveSense(hs.ObjSense.kMaximize)
+        try:
+            if h.run() == hs.HighsStatus.kError and h.getModelStatus() == hs.HighsModelStatus.kNotset:
+                # HiGHS refuses to run when its process-wide scheduler was started (by an earlier
+                # run) with another thread count than this session's 1: restart it once, as
+                # HighsArrayModel does (without this, LP tightening silently gave no bound)
+                hs.Highs.resetGlobalScheduler(True)
+                h.run()
+            if h.getModelStatus() != hs.HighsModelStatus.kOptimal:
+                return None
+            return np.asarray(h.getSolution().row_dual, dtype=np.float64)
+        except Exception:  # a crashed LP is never a bound, and never the end of the run
+            return None
 
 
 class HighsArrayModel:
