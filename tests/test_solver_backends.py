@@ -152,6 +152,28 @@ def test_lp_bounds_run_on_the_backends_lp_session(toy):
         sum(float(np.sum(u - l)) for l, u in zip(sym.lower, sym.upper))
 
 
+def test_lp_bounds_still_tighten_after_a_highs_run_on_two_threads():
+    """HiGHS's process-wide scheduler keeps the thread count of the run that started it and refuses
+    runs asking for another: LP tightening (one thread) after a two-thread MILP must still tighten
+    (it once silently kept the symbolic bounds)."""
+    import highspy
+
+    from reluverify.bounds import LPBounds, compute_bounds
+
+    highspy.Highs.resetGlobalScheduler(True)
+    net = rv.Network.random([6, 12, 12, 3], seed=4)
+    box = rv.Box.uniform(6, -1.0, 1.0)
+    from reluverify.engine.milp import NetworkMilp
+
+    milp = NetworkMilp(net, compute_bounds(net, box, "symbolic"), "highs", threads=2)
+    milp.model.set_objective({int(milp.arrays.output_cols[0]): 1.0}, "max")
+    assert milp.solve(10)[0].status == Status.OPTIMAL
+    sym = compute_bounds(net, box, "symbolic")
+    lp = compute_bounds(net, box, LPBounds())
+    assert sum(float(np.sum(u - l)) for l, u in zip(lp.lower, lp.upper)) < \
+        sum(float(np.sum(u - l)) for l, u in zip(sym.lower, sym.upper))
+
+
 # --------------------------------------------------------------------------- SCIP
 def test_scip_statuses_are_proofs_only_when_scip_proved():
     from reluverify.solvers.scip import scip_status
