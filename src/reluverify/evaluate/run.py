@@ -258,6 +258,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
     bar = Progress(progress, total=n * len(eps_list), samples=n,
                    done=sum(len(eps_list) - len(s.open()) for s in samples))
     stage_counts: dict = {}
+    stage_s: dict = {}  # wall seconds per stage of this run
 
     # ----------------------------------------------------------------- forward pass
     if hasattr(model, "predict_class"):
@@ -282,6 +283,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                 bar.sample_done()
 
     wrong = [i for i in range(n) if predicted[i] >= 0 and predicted[i] != y[i]]
+    level = []
     for i in wrong:
         if radius and i not in radii:
             rr = {"sample": i, "verdict": MISCLASSIFIED, "distance": 0.0, "lower_bound": 0.0, "optimal": True,
@@ -289,20 +291,21 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                   "message": "the model already gets this sample wrong", "x_adv": None}
             db.put_radius(rr)
             radii[i] = rr
-        new = []
         for k in samples[i].open():
             samples[i].rows[k] = row(i, eps_list[k], MISCLASSIFIED, stage="forward",
                                      message=f"predicted {predicted[i]}, label {y[i]}", distance=0.0,
                                      adversarial_class=int(predicted[i]))
-            new.append(samples[i].rows[k])
-        commit(new)
-    good = [i for i in range(n) if i not in set(wrong)]
+            level.append(samples[i].rows[k])
+    commit(level)
+    wrong_set = set(wrong)
+    good = [i for i in range(n) if i not in wrong_set]
 
     # ----------------------------------------------------------------- batched attack and bounds
     attacked = {i: set() for i in range(n)}
     if batch and is_net and norm == "linf":
         from .stages import attack_batch, bounds_batch, check_witness
 
+        t_stage = time.perf_counter()
         bar.note("batched attack")
         for k, e in enumerate(eps_list):  # eps ascending: a counterexample settles every larger eps
             idx = [i for i in good if samples[i].rows[k] is None]
@@ -321,12 +324,16 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
             share = (time.perf_counter() - t0) / len(idx)
             for i in idx:
                 attacked[i].add(k)
+            level = []  # one transaction per eps level (the level finishes at once)
             for i, w in found:
-                commit(samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="attack",
-                                                distance=w["distance"], x_adv=w["x_adv"],
-                                                adversarial_class=w["adversarial_class"],
-                                                message="counterexample from the batched gradient attack"),
-                                         monotone))
+                level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="attack",
+                                                  distance=w["distance"], x_adv=w["x_adv"],
+                                                  adversarial_class=w["adversarial_class"],
+                                                  message="counterexample from the batched gradient attack"),
+                                           monotone)
+            commit(level)
+        stage_s["attack"] = time.perf_counter() - t_stage
+        t_stage = time.perf_counter()
         bar.note("batched bounds")
         for k in range(len(eps_list) - 1, -1, -1):  # eps descending: a proof settles every smaller eps
             e = eps_list[k]
@@ -336,14 +343,19 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
             t0 = time.perf_counter()
             proved = bounds_batch(model, X2[idx], y[idx], np.full(len(idx), e), norm)
             share = (time.perf_counter() - t0) / len(idx)
+            level = []
             for b in np.flatnonzero(proved):
                 i = idx[b]
-                commit(samples[i].settle(k, row(i, e, ROBUST, time_s=share, stage="bounds", method="bounds",
-                                                lower_bound=e,
-                                                message="every wrong class eliminated by batched symbolic bounds"),
-                                         monotone))
+                level += samples[i].settle(k, row(i, e, ROBUST, time_s=share, stage="bounds", method="bounds",
+                                                  lower_bound=e,
+                                                  message="every wrong class eliminated by batched symbolic bounds"),
+                                           monotone)
+            commit(level)
+
+        stage_s["bounds"] = time.perf_counter() - t_stage
 
     # ----------------------------------------------------------------- the engine, per query
+    t_stage = time.perf_counter()
     for i in good:
         samples[i].radius_open = bool(radius) and i not in radii
     todo = deque(i for i in good if samples[i].open() or samples[i].radius_open)
@@ -428,6 +440,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
         raise
     runner.close()
     bar.close()
+    stage_s["engine"] = time.perf_counter() - t_stage
 
     rows = [r for s in samples for r in s.rows if r is not None]
     result.rows = [{k: r.get(k) for k in FIELDS} for r in rows]
@@ -435,6 +448,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
     result.radii = [{k: v for k, v in radii[i].items() if k != "x_adv"} for i in sorted(radii)]
     result.radius_examples = {i: radii[i]["x_adv"] for i in sorted(radii) if radii[i].get("x_adv") is not None}
     result.stage_counts = stage_counts
+    result.settings["stage_s"] = {k: round(v, 3) for k, v in stage_s.items()}
     result.settings["resumed_samples"] = resumed
     result.settings["executor"] = runner.kind + (f" ({runner.note})" if runner.note else "")
     result.wall_s = time.perf_counter() - t_start

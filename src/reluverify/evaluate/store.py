@@ -1,8 +1,9 @@
 """The durable store of a dataset run: one SQLite file (stdlib ``sqlite3``), one row per finished
-(sample, eps) query and one per sample radius, each committed as soon as it is known.
+(sample, eps) query and one per sample radius, each committed as soon as it is known (the cheap stages commit once per eps level, the engine once per
+query).
 
-A run killed at any moment (even by SIGKILL) keeps every committed row: SQLite's journal makes
-each commit atomic and ``synchronous=FULL`` puts it on disk before the call returns, so at most
+A run killed at any moment (even by SIGKILL) keeps every committed row: SQLite's write-ahead log
+makes each commit atomic and ``synchronous=FULL`` puts it on disk before the call returns, so at most
 the queries in flight are lost. Running again with the same store resumes: finished queries are
 read back, not recomputed.
 
@@ -60,6 +61,8 @@ class Store:
                 raise InputError(f"the folder of the store {self.path} does not exist; create it first")
         try:
             self.db = sqlite3.connect(":memory:" if self.path is None else os.fspath(self.path), timeout=60)
+            if self.path is not None:  # one fsync per commit; as durable (the log is replayed on open)
+                self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute(
