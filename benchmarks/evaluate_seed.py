@@ -150,22 +150,32 @@ def part_radii(args) -> None:
     X, y = X[:args.images], y[:args.images]
     eps = [float(e) for e in args.eps.split(",")]
     store = args.store or "/tmp/evaluate_seed_radii.sqlite"
-    res = rv.evaluate_robustness(net, X, y, eps, workers=args.workers, time_limit=args.timeout, radius=True,
-                                 store=store, progress=False)
-    rs = res.radius_stats()
-    rr = [r for r in res.radii if r["verdict"] != "misclassified"]
-    not_opt = [r for r in rr if not r["optimal"]]
-    lines = [f"# Certified radii (exact minimal L-inf distortion) of {len(X)} test images, seed network", ""]
+    if not args.summarize:
+        res = rv.evaluate_robustness(net, X, y, eps, workers=args.workers, time_limit=args.timeout, radius=True,
+                                     store=store, progress=False)
+        wall = f"{res.wall_s:.1f} s with {args.workers} workers (this invocation)"
+    else:  # what an interrupted run has in its store so far
+        wall = "interrupted; summarised from its store"
+    from reluverify.evaluate.store import Store
+
+    rr = [r for r in Store(store).radii() if r["verdict"] != "misclassified"]
+    rows = Store(store).records()
+    opt = [r for r in rr if r["optimal"]]
+    times = [r["time_s"] for r in rr]
+    lines = [f"# Certified radii (exact minimal L-inf distortion), seed network, first {args.images} test images", ""]
     lines += [f"- {h}" for h in header(args)]
-    lines += [f"- wall time {res.wall_s:.1f} s with {args.workers} workers (this invocation; the store "
-              f"`{store}` resumes an interrupted run)",
-              f"- correctly classified: {rs.get('samples')}; proven optimal (gap <= 1e-4 relative): {rs.get('optimal')} "
-              f"({rs.get('optimal_share', 0):.1%}); median radius {rs.get('median_distance', float('nan')):.4f}, "
-              f"median time {rs.get('median_time_s', float('nan')):.2f} s",
-              "", res.table(), "", "Not proven optimal:", "", "| image | found | proven lower bound | time s |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['sample']} | {r['distance']} | {r['lower_bound']} | {r['time_s']:.1f} |" for r in not_opt]
-    write("radii", lines, {"radius_stats": rs, "radii": res.radii, "wall_s": res.wall_s})
+    lines += [f"- wall time: {wall}; store `{store}` (a rerun resumes)",
+              f"- samples with a finished radius search: {len(rr)} correctly classified (of "
+              f"{len({r['sample'] for r in Store(store).radii()})} finished); proven optimal (gap <= 1e-4 relative): "
+              f"{len(opt)} ({len(opt) / max(len(rr), 1):.1%}); median radius "
+              f"{np.median([r['distance'] for r in rr if r['distance'] is not None]):.4f}; time per search median "
+              f"{np.median(times):.1f} s, max {max(times):.1f} s",
+              f"- eps rows in the store: {len(rows)}; load average at the end {os.getloadavg()[0]:.2f}",
+              "", "Not proven optimal:", "", "| image | found | proven lower bound | time s |", "|---|---|---|---|"]
+    lines += [f"| {r['sample']} | {r['distance']:.5f} | {r['lower_bound']:.5f} | {r['time_s']:.1f} |"
+              for r in rr if not r["optimal"] and r["distance"] is not None and r["lower_bound"] is not None]
+    write("radii", lines, {"n": len(rr), "optimal": len(opt), "radii": [
+        {k: v for k, v in r.items() if k != "x_adv"} for r in rr]})
 
 
 def main() -> None:
@@ -177,6 +187,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--pool", type=int, default=300)
     ap.add_argument("--store", default=None)
+    ap.add_argument("--summarize", action="store_true", help="radii: summarise the store of an interrupted run")
     args = ap.parse_args()
     if args.images is None:
         args.images = 200 if args.part == "radii" else 1000
