@@ -241,7 +241,9 @@ def test_import_stays_light():
 def test_report_pictures_and_markdown(run, tmp_path):
     pytest.importorskip("matplotlib")
     files = run.report(tmp_path / "rep", images=4)
-    assert set(files) == {"accuracy", "radii", "gallery", "markdown"}
+    assert set(files) == {"accuracy", "radii", "gallery", "markdown", "html"}
+    page = open(files["html"]).read()
+    assert page.count("data:image/png;base64,") == 3 and "<table>" in page  # self-contained
     for name in ("accuracy", "radii", "gallery"):
         assert open(files[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     md = open(files["markdown"]).read()

@@ -7,7 +7,7 @@
   sample was proved robust at (a lower bound of its radius);
 * ``gallery.png``: the smallest adversarial examples (original, perturbation, adversarial);
 * ``report.md``: settings, the per-eps table, what decided the queries, radius statistics, the
-  pictures.
+  pictures; ``report.html``: the same as one self-contained page (pictures inlined).
 """
 
 from __future__ import annotations
@@ -179,4 +179,50 @@ def write_report(result, folder, images: int = 8) -> dict:
     md = folder / "report.md"
     md.write_text("\n".join(lines), encoding="utf-8")
     files["markdown"] = str(md)
+    html = folder / "report.html"
+    html.write_text(_html(lines, folder), encoding="utf-8")
+    files["html"] = str(html)
     return {k: os.fspath(v) for k, v in files.items() if v}
+
+
+def _html(lines: list, folder: Path) -> str:
+    """The Markdown lines as one self-contained HTML page (tables, paragraphs, pictures inlined)."""
+    import base64
+    import html as h
+    import re
+
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Robustness of a data set</title>",
+           "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+           "td,th{border:1px solid #999;padding:.2em .6em;text-align:right}img{max-width:100%}</style></head><body>"]
+    table: list = []
+
+    def inline(text):
+        return re.sub(r"`([^`]*)`", r"<code>\1</code>", h.escape(text))
+
+    def flush():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
+            out.append("<table>")
+            for k, r in enumerate(rows):
+                cells = [c.strip() for c in r.strip().strip("|").split("|")]
+                tag = "th" if k == 0 else "td"
+                out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
+            out.append("</table>")
+            table.clear()
+
+    for line in lines:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        m = re.match(r"!\[(.*)\]\((.*)\)", line)
+        if line.startswith("# "):
+            out.append(f"<h1>{inline(line[2:])}</h1>")
+        elif m and (folder / m.group(2)).exists():
+            data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
+            out.append(f"<p><img alt='{h.escape(m.group(1))}' src='data:image/png;base64,{data}'></p>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    flush()
+    out.append("</body></html>")
+    return "\n".join(out)
