@@ -178,7 +178,7 @@ def study_cegar(args):
     milp_X, milp_t = [], []
     for i in broken[:args.milp_images]:
         t1 = time.perf_counter()
-        r = rv.minimal_distortion(base, Xtr[i], "linf", label=int(ytr[i]), time_limit=args.timeout)
+        r = rv.minimal_distortion(base, Xtr[i], "linf", label=int(ytr[i]), time_limit=args.milp_timeout)
         milp_t.append(time.perf_counter() - t1)
         if r.x_adv is not None:
             milp_X.append(r.x_adv)
@@ -196,27 +196,28 @@ def study_cegar(args):
     after = evaluate(tuned, Xte, yte, args)
     control = evaluate(plain, Xte, yte, args)
     cost = []
-    for h in SIZES:  # what one MILP minimal example costs at each size (5 broken training images)
+    for h in SIZES:  # what one MILP minimal example costs at each size (--cost-images broken training images)
         net = train(Xtr, ytr, h)
         with limited_blas():
             _, g = attack_batch(net, Xtr[:200], ytr[:200], np.clip(Xtr[:200] - eps_train, 0, 1),
                                 np.clip(Xtr[:200] + eps_train, 0, 1))
         ts, opt = [], 0
-        for i in np.flatnonzero(g > 0)[:5]:
+        for i in np.flatnonzero(g > 0)[:args.cost_images]:
             t3 = time.perf_counter()
-            r = rv.minimal_distortion(net, Xtr[i], "linf", label=int(ytr[i]), time_limit=args.timeout)
+            r = rv.minimal_distortion(net, Xtr[i], "linf", label=int(ytr[i]), time_limit=args.milp_timeout)
             ts.append(time.perf_counter() - t3)
             opt += r.message.startswith("optimal")
         cost.append((net.name, len(ts), float(np.median(ts)) if ts else float("nan"), opt))
     eps = args.eps.split(",")
     lines = header(args, "Counterexample-guided training of 784-64-32-10") + [
         f"- counterexamples: the batched attack (PGD) at eps {eps_train} broke {broken.size} of {len(Xtr)} training "
-        f"images in {pgd_s:.1f} s; the MILP (minimal_distortion, L-inf, {args.timeout:g} s each) gave "
+        f"images in {pgd_s:.1f} s; the MILP (minimal_distortion, L-inf, {args.milp_timeout:g} s each) gave "
         f"{len(milp_X)} minimal examples of the first {min(args.milp_images, broken.size)} of them in "
         f"{sum(milp_t):.1f} s (median {np.median(milp_t) if milp_t else float('nan'):.2f} s); all added with their "
         f"true labels; 4 epochs of fine-tuning ({tune_s:.1f} s); the control gets the same 4 epochs without them",
         ""] + fmt([before, control, after], eps) + [
-        "", "What one MILP minimal example costs (5 images the attack breaks at 0.03, per network of the size study):",
+        "", f"What one MILP minimal example costs ({args.cost_images} training images the attack breaks at 0.03, "
+        f"{args.milp_timeout:g} s each, per network of the size study):",
         "", "| network | images | median s | proven optimal |", "|---|---|---|---|"]
     lines += [f"| {n} | {k} | {t:.2f} | {o} |" for n, k, t, o in cost]
     write("cegar", lines, {"before": before, "control": control, "after": after, "milp_times": milp_t,
@@ -231,6 +232,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--milp-images", type=int, default=100)
+    ap.add_argument("--milp-timeout", type=float, default=10.0, help="seconds per MILP minimal example")
+    ap.add_argument("--cost-images", type=int, default=3)
     args = ap.parse_args()
     {"size": study_size, "dropout": study_dropout, "cegar": study_cegar}[args.study](args)
 

@@ -265,3 +265,32 @@ def test_progress_plain_without_tqdm(data, monkeypatch, capsys):
     assert "3/3 queries" in err and "stage: batched attack" in err
     rv.evaluate_robustness(net, X[:3], y[:3], [0.01], executor="serial", time_limit=30, progress=None)
     assert capsys.readouterr().err == ""  # no tqdm: silent unless asked
+
+
+def test_convolutional_networks_get_the_batched_stages():
+    """A small CNN (conv layers, issue #15): the batched attack and bounds run on it, and the verdicts
+    agree with verify_robustness query by query."""
+    from reluverify.model.layers import Dense
+
+    try:
+        from reluverify.model.layers.conv import Conv2D
+    except ImportError:
+        pytest.skip("no Conv2D layer kind")
+    rng = np.random.default_rng(3)
+    c1 = Conv2D(rng.normal(0, 0.6, (2, 1, 3, 3)), rng.normal(0, 0.1, 2), (1, 6, 6), 1, 1, "relu")
+    c2 = Conv2D(rng.normal(0, 0.5, (3, 2, 2, 2)), rng.normal(0, 0.1, 3), (2, 6, 6), 2, 0, "relu")
+    d = Dense(rng.normal(0, 0.5, (3, 27)), rng.normal(0, 0.1, 3), "linear")
+    net = rv.Network((c1, c2, d), input_shape=(1, 6, 6), name="cnn")
+    X = rng.random((12, 1, 6, 6))
+    y = net.predict_class(X.reshape(12, -1))
+    y[:2] = (y[:2] + 1) % 3  # two misclassified
+    eps = [0.01, 0.05, 0.2]
+    res = rv.evaluate_robustness(net, X, y, eps, executor="serial", time_limit=20, progress=False)
+    assert len(res.rows) == 36 and sum(r["verdict"] == MISCLASSIFIED for r in res.rows) == 6
+    assert res.stage_counts.get("bounds", 0) + res.stage_counts.get("attack", 0) > 0
+    for r in res.rows:
+        if r["verdict"] == MISCLASSIFIED:
+            continue
+        one = rv.verify_robustness(net, X[r["sample"]], r["eps"], label=int(y[r["sample"]]), time_limit=20)
+        if "unknown" not in (str(one.verdict), r["verdict"]):
+            assert str(one.verdict) == r["verdict"], r
