@@ -224,6 +224,34 @@ def study_cegar(args):
                            "pgd_s": pgd_s, "broken": int(broken.size), "cost": cost})
 
 
+def plot(name: str) -> str:
+    """``studies_<name>.png``: verified robust accuracy vs eps per network (the band: unknowns), from
+    the study's JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    payload = json.loads((RESULTS / f"studies_{name}.json").read_text())
+    rows = payload["rows"] if "rows" in payload else [payload[k] for k in ("before", "control", "after")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        eps = sorted(float(k[4:]) for k in r if k.startswith("vra@"))
+        lo = [100 * r[f"vra@{e:g}"][0] for e in eps]
+        hi = [100 * r[f"vra@{e:g}"][1] for e in eps]
+        line, = ax.plot([0.0] + eps, [100 * r["clean"]] + lo, "o-", label=r["network"])
+        ax.fill_between(eps, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("eps (L-inf)")
+    ax.set_ylabel("verified robust accuracy, % (eps 0: clean)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = RESULTS / f"studies_{name}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return str(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--study", choices=("size", "dropout", "cegar"), required=True)
@@ -236,6 +264,7 @@ def main():
     ap.add_argument("--cost-images", type=int, default=3)
     args = ap.parse_args()
     {"size": study_size, "dropout": study_dropout, "cegar": study_cegar}[args.study](args)
+    print(plot(args.study))
 
 
 if __name__ == "__main__":
