@@ -5,7 +5,7 @@ nonlinearity is one of the :data:`~reluverify.model.layers.elementwise.ACTIVATIO
 objects as :class:`~reluverify.model.layers.dense.Dense`), its linear part a
 :class:`ConvMap`, which never forms the layer's dense matrix on the hot paths:
 
-* ``forward`` is the convolution (one matrix product per kernel offset, channels-last scratch),
+* ``forward`` is the convolution (the inputs of each output position gathered, one matrix product),
   ``backward`` (``A @ W``: back-substitution, gradients) the transposed convolution, ``interval``
   the convolution of the box centre with the kernel plus that of its radius with ``|kernel|``;
 * ``csr`` writes each MILP row from the kernel and a gather table (which input each kernel entry
@@ -40,6 +40,9 @@ from .elementwise import ACTIVATIONS, ElementwiseActivation, ElementwiseLayer
 DENSE_LIMIT = 1 << 16
 
 
+_CHUNK = 1 << 22  # entries (32 MiB) of the per-offset products of one chunk of rows in conv_t
+
+
 class _Geometry:
     """Shapes of one convolution and its gather table (``table[p, t]``: the flat input index read
     by kernel entry ``t = (c, i, j)`` at output position ``p = (oh, ow)``; -1 for padding)."""
@@ -56,6 +59,7 @@ class _Geometry:
         self.positions = self.ho * self.wo
         self.n_out = self.co * self.positions
         self._table = None
+        self._gather = None
 
     @property
     def table(self) -> np.ndarray:
@@ -69,43 +73,55 @@ class _Geometry:
             self._table = np.where(inside, flat, -1).astype(np.int64)
         return self._table
 
-    def _padded(self, h: np.ndarray, m: int) -> np.ndarray:
-        """``h`` (m, n_in) as a zero-padded channels-last stack (m, hp, wp, c)."""
-        x = h.reshape(m, self.c, self.h, self.w).transpose(0, 2, 3, 1)
-        if not (self.pt or self.pl or self.pb or self.pr):
-            return x
-        xp = np.zeros((m, self.hp, self.wp, self.c))
-        xp[:, self.pt:self.pt + self.h, self.pl:self.pl + self.w, :] = x
-        return xp
-
-    def _window(self, i: int, j: int) -> tuple:
-        return (slice(None), slice(i, i + self.sh * (self.ho - 1) + 1, self.sh),
-                slice(j, j + self.sw * (self.wo - 1) + 1, self.sw), slice(None))
+    @property
+    def gather(self) -> np.ndarray:
+        """The table with padding pointing at index ``n_in`` (an appended 0)."""
+        if self._gather is None:
+            self._gather = np.where(self.table < 0, self.n_in, self.table)
+        return self._gather
 
     def conv(self, h: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        """The convolution (no bias) of ``h`` (..., n_in) -> (..., n_out)."""
+        """The convolution (no bias) of ``h`` (..., n_in) -> (..., n_out): the inputs each output
+        position reads, gathered through the table (padding reads an appended 0), times the
+        kernel as one matrix product; rows in chunks of at most :data:`_CHUNK` gathered entries."""
         lead = h.shape[:-1]
         m = int(np.prod(lead, dtype=np.int64))
-        xp = self._padded(np.asarray(h, dtype=np.float64), m)
-        out = np.zeros((m * self.positions, self.co))
-        for i in range(self.kh):
-            for j in range(self.kw):
-                patch = xp[self._window(i, j)].reshape(m * self.positions, self.c)
-                out += patch @ kernel[:, :, i, j].T
-        return out.reshape(m, self.positions, self.co).transpose(0, 2, 1).reshape(lead + (self.n_out,))
+        flat = np.asarray(h, dtype=np.float64).reshape(m, self.n_in)
+        kmat = kernel.reshape(self.co, -1).T
+        table = self.gather
+        out = np.empty((m, self.co, self.positions))
+        step = max(1, _CHUNK // table.size)
+        for r in range(0, m, step):
+            part = flat[r:r + step]
+            k = part.shape[0]
+            padded = np.concatenate([part, np.zeros((k, 1))], axis=1)
+            prod = padded[:, table].reshape(k * self.positions, -1) @ kmat
+            out[r:r + k] = prod.reshape(k, self.positions, self.co).transpose(0, 2, 1)
+        return out.reshape(lead + (self.n_out,))
 
     def conv_t(self, A: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        """The transposed convolution: ``A`` (..., n_out) -> ``A @ W`` (..., n_in)."""
+        """The transposed convolution: ``A`` (..., n_out) -> ``A @ W`` (..., n_in).
+
+        One batched product ``kernel^T @ A`` gives every kernel offset's contribution per output
+        position, added into a zero-padded channels-first stack with one strided add per offset;
+        rows go in chunks so that the products stay under :data:`_CHUNK` entries."""
         lead = A.shape[:-1]
         m = int(np.prod(lead, dtype=np.int64))
-        a = np.asarray(A, dtype=np.float64).reshape(m, self.co, self.positions).transpose(0, 2, 1)
-        a = a.reshape(m * self.positions, self.co)
-        gp = np.zeros((m, self.hp, self.wp, self.c))
-        for i in range(self.kh):
-            for j in range(self.kw):
-                gp[self._window(i, j)] += (a @ kernel[:, :, i, j]).reshape(m, self.ho, self.wo, self.c)
-        g = gp[:, self.pt:self.pt + self.h, self.pl:self.pl + self.w, :].transpose(0, 3, 1, 2)
-        return g.reshape(lead + (self.n_in,))
+        a = np.asarray(A, dtype=np.float64).reshape(m, self.co, self.positions)
+        taps = kernel.transpose(2, 3, 1, 0).reshape(self.kh * self.kw * self.c, self.co)
+        out = np.empty((m, self.c, self.h, self.w))
+        step = max(1, _CHUNK // (taps.shape[0] * self.positions))
+        for r in range(0, m, step):
+            part = a[r:r + step]
+            k = part.shape[0]
+            full = np.matmul(taps, part).reshape(k, self.kh, self.kw, self.c, self.ho, self.wo)
+            gp = np.zeros((k, self.c, self.hp, self.wp))
+            for i in range(self.kh):
+                for j in range(self.kw):
+                    gp[:, :, i:i + self.sh * (self.ho - 1) + 1:self.sh,
+                       j:j + self.sw * (self.wo - 1) + 1:self.sw] += full[:, i, j]
+            out[r:r + k] = gp[:, :, self.pt:self.pt + self.h, self.pl:self.pl + self.w]
+        return out.reshape(lead + (self.n_in,))
 
     def rows_of(self, rows: np.ndarray, kmat: np.ndarray) -> tuple:
         """``(values, inputs)`` of output entries ``rows`` (any shape): each (..., C_in*kh*kw),
