@@ -107,6 +107,16 @@ def random_cnn(seed: int, dyadic: bool = False, one_d: bool = False):
         cur = g.node("Relu", [cur])
         cur_shape = list(output_shape(g.model([1] + shape, cur), [1] + shape)[1:])
         g.nodes[-1].output[0] = cur
+        if not one_d and rng.random() < 0.4 and min(cur_shape[1:]) >= 2:  # average pooling (a convolution)
+            if rng.random() < 0.3:
+                cur = g.node("GlobalAveragePool", [cur])
+            else:
+                k = int(rng.integers(1, 3))
+                pads = [int(v) for v in rng.integers(0, 2, 4)] if k > 1 else [0, 0, 0, 0]
+                cur = g.node("AveragePool", [cur], kernel_shape=[k, k], strides=[int(rng.integers(1, 3))] * 2,
+                             pads=pads, count_include_pad=1)
+            cur_shape = list(output_shape(g.model([1] + shape, cur), [1] + shape)[1:])
+            g.nodes[-1].output[0] = cur
     n = int(np.prod(cur_shape))
     if rng.random() < 0.5 and not one_d:
         cur = g.node("Transpose", [cur], perm=[0, 2, 3, 1])
@@ -249,6 +259,50 @@ def test_hostile_conv_nodes_raise_typed_errors_naming_the_node(kwargs, match):
     with pytest.raises(UnsupportedLayerError, match=match) as info:
         rv.from_onnx(_hostile(**kwargs))
     assert "bad_conv" in str(info.value)
+
+
+def _pool_model(op, attrs, in_shape=(1, 2, 6, 6)):
+    g = G(np.random.default_rng(0))
+    c = g.node("Conv", ["x", g.rand(2, in_shape[1], 3, 3)])
+    c = g.node("Relu", [c])
+    c = g.node(op, [c], name="the_pool", **attrs)
+    f = g.node("Flatten", [c])
+    try:
+        n = int(np.prod(output_shape(g.model(list(in_shape), f), list(in_shape))))
+    except Exception:  # a hostile pool onnxruntime refuses too: the importer must refuse it first
+        n = 1
+    g.nodes[-1].output[0] = f
+    g.node("Gemm", [f, g.rand(3, n)], transB=1)
+    return g.model(list(in_shape), "y")
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], auto_pad="VALID")),
+    ("GlobalAveragePool", {}),
+])
+def test_average_pooling_is_a_convolution(op, attrs):
+    model = _pool_model(op, attrs)
+    net = rv.from_onnx(model)
+    assert isinstance(net.layers[0], Conv2D)  # the pool, with no Relu after it, is composed into the Gemm
+    x = np.random.default_rng(1).uniform(-1, 1, (10, 72)).astype(np.float32).astype(np.float64)
+    ref = onnxruntime_forward(model, x)
+    assert np.max(np.abs(net.forward(x) - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("op, attrs, match", [
+    ("AveragePool", dict(kernel_shape=[2, 2], ceil_mode=1), "ceil_mode"),
+    ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]), "count_include_pad"),
+    ("AveragePool", dict(kernel_shape=[2, 2], pads=[-1, 0, 0, 0], count_include_pad=1), "pads"),
+    ("AveragePool", dict(kernel_shape=[9, 9]), "does not fit"),
+    ("MaxPool", dict(kernel_shape=[2, 2]), "max pooling"),
+    ("GlobalMaxPool", {}, "max pooling"),
+])
+def test_hostile_pools_raise_typed_errors_naming_the_node(op, attrs, match):
+    with pytest.raises(UnsupportedLayerError, match=match) as info:
+        rv.from_onnx(_pool_model(op, attrs))
+    assert "the_pool" in str(info.value)
 
 
 def test_other_convolution_ops_are_refused_by_name():

@@ -38,8 +38,10 @@ before it with one scale per channel (input normalisation, or ``mean``/``std`` g
 :func:`from_onnx`) is folded into it (the shift becomes a per-entry bias, exact with zero
 padding); a ``BatchNormalization`` or bias ``Add`` after it is folded into its kernel and bias.
 Other affine ops between a convolution and the next ``Relu`` unroll it into a dense map (noted).
+``AveragePool`` and ``GlobalAveragePool`` are convolutions with a ``1 / (kh kw)`` kernel on each
+channel (refused where border windows would divide by fewer entries, or with ``ceil_mode``).
 
-Anything else -- pooling, other activations, a hidden ``Softmax``, branches and skip connections
+Anything else -- max pooling, other activations, a hidden ``Softmax``, branches and skip connections
 (a tensor read by two nodes), several graph inputs or outputs -- raises
 :class:`~reluverify.errors.UnsupportedLayerError` naming the node.
 """
@@ -70,7 +72,8 @@ __all__ = ["from_onnx", "onnxruntime_forward"]
 SUPPORTED_OPS = (
     "Gemm (any alpha/beta/transA/transB, optional C); MatMul with a constant operand; "
     "Add/Sub/Mul/Div with a constant (ONNX broadcasting); BatchNormalization (inference mode); "
-    "Conv (1-D/2-D, group 1, dilation 1, explicit pads or auto_pad); "
+    "Conv (1-D/2-D, group 1, dilation 1, explicit pads or auto_pad); AveragePool (ceil_mode 0, no "
+    "padding or count_include_pad=1) and GlobalAveragePool (as convolutions); "
     "Relu; Flatten; Reshape; Transpose; Squeeze; Unsqueeze; Identity; Dropout (inference mode); "
     "Cast to float/double; Softmax as the very last node (dropped); Constant nodes, initializers "
     "and any node computed from constants only (e.g. Shape/Gather/Concat feeding a Reshape)"
@@ -197,8 +200,9 @@ def _reason_for(op: str) -> tuple:
         )
     if op in _POOLING:
         return (
-            "pooling and reductions are not encoded (max-pooling is not affine)",
-            "Use a fully connected model without pooling",
+            "max pooling and reductions are not encoded yet (max-pooling is not affine; AveragePool "
+            "and GlobalAveragePool are)",
+            "Use average pooling or strided convolutions instead",
         )
     if op in _NONLINEAR:
         return (
@@ -825,6 +829,8 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
         chain.linear(fn, shift, out, label)
     elif op == "Conv":
         _conv(chain, idx, node, a, pos, const_of, label)
+    elif op in ("AveragePool", "GlobalAveragePool"):
+        _average_pool(chain, idx, node, a, label)
     elif op == "Softmax" and node.output[0] == out_name:
         chain.notes.append(f"dropped the final {label}: reasoning about logits")
     else:
@@ -860,24 +866,7 @@ def _conv(chain: _Chain, idx: int, node, a: dict, pos: int, const_of, label: str
     if len(strides) != dims or min(strides) <= 0:
         raise _unsupported(idx, node, f"strides={strides} are invalid for a {dims}-D convolution")
     size = list(shape[2:])
-    auto = a.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
-    if auto in ("NOTSET", ""):
-        pads = [int(p) for p in a.get("pads", [0] * (2 * dims))]
-        if len(pads) != 2 * dims or min(pads) < 0:
-            raise _unsupported(idx, node, f"pads={pads} are invalid (need {2 * dims} non-negative values)")
-    elif auto == "VALID":
-        pads = [0] * (2 * dims)
-    elif auto in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for n_, k_, s_ in zip(size, ks, strides):
-            total = max((-(-n_ // s_) - 1) * s_ + k_ - n_, 0)
-            small = total // 2
-            begin.append(small if auto == "SAME_UPPER" else total - small)
-            end.append(total - begin[-1])
-        pads = begin + end
-    else:
-        raise _unsupported(idx, node, f"auto_pad={auto!r} is not an ONNX padding mode")
+    pads = _spatial_pads(idx, node, a, size, ks, strides)
     if bias is not None:
         bias = np.asarray(bias, dtype=np.float64).reshape(-1)
         if bias.size != kernel.shape[0]:
@@ -892,6 +881,64 @@ def _conv(chain: _Chain, idx: int, node, a: dict, pos: int, const_of, label: str
     chain.convolution(kernel, bias, tuple(strides), tuple(pads), (1, kernel.shape[0], out[0], out[1]), label)
     if dims == 1:
         chain.shape = (1, kernel.shape[0], out[1])
+
+
+def _spatial_pads(idx, node, a: dict, size: list, ks: list, strides: list) -> list:
+    """Explicit pads ``[begin..., end...]`` from ``pads`` or ``auto_pad`` (ONNX's rules)."""
+    dims = len(size)
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    if auto in ("NOTSET", ""):
+        pads = [int(p) for p in a.get("pads", [0] * (2 * dims))]
+        if len(pads) != 2 * dims or min(pads) < 0:
+            raise _unsupported(idx, node, f"pads={pads} are invalid (need {2 * dims} non-negative values)")
+        return pads
+    if auto == "VALID":
+        return [0] * (2 * dims)
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for n_, k_, s_ in zip(size, ks, strides):
+            total = max((-(-n_ // s_) - 1) * s_ + k_ - n_, 0)
+            small = total // 2
+            begin.append(small if auto == "SAME_UPPER" else total - small)
+            end.append(total - begin[-1])
+        return begin + end
+    raise _unsupported(idx, node, f"auto_pad={auto!r} is not an ONNX padding mode")
+
+
+def _average_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
+    """``AveragePool`` / ``GlobalAveragePool`` on N x C x H x W: a convolution whose kernel is
+    ``1 / (kh kw)`` on its own channel (exact where every window's divisor is ``kh kw``)."""
+    shape = chain.shape
+    if len(shape) != 4 or shape[0] != 1:
+        raise _unsupported(idx, node, f"it pools a tensor of shape {shape}; only N x C x H x W with batch 1 is encoded")
+    c, size = shape[1], list(shape[2:])
+    if node.op_type == "GlobalAveragePool":
+        ks, strides, pads = size, [1, 1], [0, 0, 0, 0]
+    else:
+        if int(a.get("ceil_mode", 0)):
+            raise _unsupported(idx, node, "ceil_mode=1 (partial windows at the border) is not encoded",
+                               "Export with ceil_mode=0")
+        dil = [int(d) for d in a.get("dilations", [1, 1])]
+        if any(d != 1 for d in dil):
+            raise _unsupported(idx, node, f"dilations={dil} are not encoded (only dilation 1)")
+        ks = [int(k) for k in a.get("kernel_shape", [])]
+        if len(ks) != 2 or min(ks) <= 0:
+            raise _unsupported(idx, node, f"kernel_shape={ks} is invalid for a 2-D pool")
+        strides = [int(v) for v in a.get("strides", [1, 1])]
+        if len(strides) != 2 or min(strides) <= 0:
+            raise _unsupported(idx, node, f"strides={strides} are invalid")
+        pads = _spatial_pads(idx, node, a, size, ks, strides)
+        if any(pads) and not int(a.get("count_include_pad", 0)):
+            raise _unsupported(idx, node, f"it pads by {pads} with count_include_pad=0: border windows divide by "
+                               "fewer entries, which is not a convolution", "Export without padding, or with "
+                               "count_include_pad=1")
+    out = [(n_ + pb + pe - k_) // s_ + 1 for n_, k_, s_, pb, pe in zip(size, ks, strides, pads[:2], pads[2:])]
+    if min(out) <= 0:
+        raise _unsupported(idx, node, f"its window {ks} does not fit the input {shape} padded by {pads}")
+    kernel = np.zeros((c, c, ks[0], ks[1]))
+    kernel[np.arange(c), np.arange(c)] = 1.0 / (ks[0] * ks[1])
+    chain.convolution(kernel, None, tuple(strides), tuple(pads), (1, c, out[0], out[1]), label)
 
 
 def _input_normalisation(chain: _Chain, input_shape: tuple, mean, std) -> None:
