@@ -328,3 +328,23 @@ def test_conv_small_matches_onnxruntime_in_pixel_space():
     ref = onnxruntime_forward(CONV_SMALL, (x - 0.1307) / 0.3081)
     assert np.max(np.abs(ours - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())  # float32 onnxruntime
     assert np.array_equal(np.argmax(ours, axis=1), y)  # all 100 classified correctly (the README says so)
+
+
+def test_witnesses_on_an_imported_cnn_are_confirmed_by_onnxruntime():
+    """verify_robustness / minimal_distortion on a CNN read from ONNX, with onnxruntime as the
+    reference that must confirm every witness; the witness changes onnxruntime's class too."""
+    model, shape = random_cnn(7)
+    net = rv.from_onnx(model)
+    rng = np.random.default_rng(0)
+    x = rng.random(net.n_inputs)
+
+    def reference(z):
+        return onnxruntime_forward(model, np.atleast_2d(z))
+
+    c = int(np.argmax(net.forward(x)))
+    res = rv.verify_robustness(net, x, eps=0.5, label=c, time_limit=60, reference=reference)
+    assert str(res.verdict) == "not_robust", res
+    assert int(np.argmax(reference(res.x_adv)[0])) != c and int(np.argmax(net.forward(res.x_adv))) != c
+    assert np.max(np.abs(res.x_adv - x)) <= 0.5 + 1e-12
+    small = rv.verify_robustness(net, x, eps=1e-4, label=c, time_limit=60, reference=reference)
+    assert str(small.verdict) == "robust", small
