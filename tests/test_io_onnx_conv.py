@@ -348,3 +348,54 @@ def test_witnesses_on_an_imported_cnn_are_confirmed_by_onnxruntime():
     assert np.max(np.abs(res.x_adv - x)) <= 0.5 + 1e-12
     small = rv.verify_robustness(net, x, eps=1e-4, label=c, time_limit=60, reference=reference)
     assert str(small.verdict) == "robust", small
+
+
+def _pad_model(pads, then_conv=True, mode=None, value=None, normalise=False, seed=0):
+    g = G(np.random.default_rng(seed))
+    cur = "x"
+    if normalise:
+        cur = g.node("Sub", [cur, g.const(np.float32(0.25))])
+        cur = g.node("Div", [cur, g.const(np.float32(0.5))])
+    ins = [cur, g.const_int(pads)] + ([g.const(np.float32(value))] if value is not None else [])
+    cur = g.node("Pad", ins, name="the_pad", **({"mode": mode} if mode else {}))
+    if then_conv:
+        cur = g.node("Conv", [cur, g.rand(2, 2, 3, 3), g.rand(2)])
+        cur = g.node("Relu", [cur])
+    f = g.node("Flatten", [cur])
+    try:
+        n = int(np.prod(output_shape(g.model([1, 2, 5, 5], f), [1, 2, 5, 5])))
+    except Exception:
+        n = 1
+    g.nodes[-1].output[0] = f
+    g.node("Gemm", [f, g.rand(3, n, scale=0.3)], transB=1)
+    return g.model([1, 2, 5, 5], "y")
+
+
+@pytest.mark.parametrize("pads, then_conv, normalise, folded", [
+    ([0, 0, 1, 2, 0, 0, 2, 1], True, False, True),
+    ([0, 0, 1, 1, 0, 0, 1, 1], True, True, True),
+    ([0, 0, 1, 0, 0, 0, 0, 1], False, False, False),
+    ([0, 1, 1, 0, 0, 0, 0, 1], False, False, False),  # pads a channel too: a gather with zero rows
+])
+def test_zero_pad_before_a_conv_becomes_its_padding(pads, then_conv, normalise, folded):
+    model = _pad_model(pads, then_conv, normalise=normalise)
+    net = rv.from_onnx(model)
+    assert any("zero padding" in note for note in net.notes) == folded
+    if folded:
+        assert isinstance(net.layers[0], Conv2D) and sum(net.layers[0].pads) == sum(pads)
+    x = np.random.default_rng(2).uniform(-1, 1, (10, 50)).astype(np.float32).astype(np.float64)
+    ref = onnxruntime_forward(model, x)
+    assert np.max(np.abs(net.forward(x) - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(mode="reflect"), "reflect"),
+    (dict(value=1.0), "only zero padding"),
+    (dict(pads=[0, 0, -1, 0, 0, 0, 0, 0]), "cropping"),
+    (dict(pads=[0, 0, 1, 1]), "invalid"),
+])
+def test_hostile_pads_raise_typed_errors_naming_the_node(kwargs, match):
+    pads = kwargs.pop("pads", [0, 0, 1, 1, 0, 0, 1, 1])
+    with pytest.raises(UnsupportedLayerError, match=match) as info:
+        rv.from_onnx(_pad_model(pads, **kwargs))
+    assert "the_pad" in str(info.value)

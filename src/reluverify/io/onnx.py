@@ -38,6 +38,7 @@ before it with one scale per channel (input normalisation, or ``mean``/``std`` g
 :func:`from_onnx`) is folded into it (the shift becomes a per-entry bias, exact with zero
 padding); a ``BatchNormalization`` or bias ``Add`` after it is folded into its kernel and bias.
 Other affine ops between a convolution and the next ``Relu`` unroll it into a dense map (noted).
+A zero ``Pad`` right before a ``Conv`` becomes its padding (elsewhere, a gather with zero rows).
 ``AveragePool`` and ``GlobalAveragePool`` are convolutions with a ``1 / (kh kw)`` kernel on each
 channel (refused where border windows would divide by fewer entries, or with ``ceil_mode``).
 
@@ -72,7 +73,7 @@ __all__ = ["from_onnx", "onnxruntime_forward"]
 SUPPORTED_OPS = (
     "Gemm (any alpha/beta/transA/transB, optional C); MatMul with a constant operand; "
     "Add/Sub/Mul/Div with a constant (ONNX broadcasting); BatchNormalization (inference mode); "
-    "Conv (1-D/2-D, group 1, dilation 1, explicit pads or auto_pad); AveragePool (ceil_mode 0, no "
+    "Conv (1-D/2-D, group 1, dilation 1, explicit pads or auto_pad); Pad (constant 0); AveragePool (ceil_mode 0, no "
     "padding or count_include_pad=1) and GlobalAveragePool (as convolutions); "
     "Relu; Flatten; Reshape; Transpose; Squeeze; Unsqueeze; Identity; Dropout (inference mode); "
     "Cast to float/double; Softmax as the very last node (dropped); Constant nodes, initializers "
@@ -243,6 +244,7 @@ class _Chain:
         self.W = None
         self.b = None
         self.conv = None  # an open convolution (dict of Conv2D arguments): the open map, W is then None
+        self.pad_info = None  # a zero Pad just applied to an elementwise open map: (pads, state before it)
         self.weight_ops: list = []  # labels of the Gemm/MatMul composed into the open map
         self.pending: list = []  # labels of other maps in the open map before its first weight op
 
@@ -274,7 +276,13 @@ class _Chain:
         """Open a convolution on the current tensor ``(1, C, H, W)`` (``kernel`` (C_out, C, kh, kw)).
         An elementwise open map with one scale per channel (input normalisation) is folded into it:
         the scale into the kernel, the shift through the convolution into a per-entry bias (exact
-        with zero padding, which pads the shifted tensor). Any other open map is kept as a layer."""
+        with zero padding, which pads the shifted tensor). Any other open map is kept as a layer.
+        A zero ``Pad`` just before it becomes the convolution's own padding."""
+        if self.pad_info is not None:
+            extra, (self.W, self.b, self.shape, self.pending) = self.pad_info
+            pads = tuple(int(p) + int(q) for p, q in zip(pads, extra))
+            self.pad_info = None
+            self.notes.append(f"folded the zero padding before {label} into it")
         c, h, w = self.shape[1:]
         kernel = np.asarray(kernel, dtype=np.float64)
         bias_full = np.repeat(np.zeros(kernel.shape[0]) if bias is None else np.asarray(bias, np.float64).reshape(-1),
@@ -318,19 +326,26 @@ class _Chain:
     # ---- composing maps into the open one
     def gather(self, index: np.ndarray, out_shape: tuple, label: str) -> None:
         """The new tensor is ``old_flat[index]`` (a permutation, or a broadcast copy)."""
+        self.pad_info = None
         index = np.asarray(index, dtype=np.int64)
         if index.shape != (self.size,) or not np.array_equal(index, np.arange(self.size)):
             if self.conv is not None:
                 self._materialise(label)
+            zero = index < 0  # entries that are the constant 0 (zero padding)
+            safe = np.where(zero, 0, index)
             if self.W is None:
-                self.W, self.b = np.eye(self.size)[index], np.zeros(index.size)
+                self.W, self.b = np.eye(self.size)[safe], np.zeros(index.size)
             else:
-                self.W, self.b = self.W[index], self.b[index]
+                self.W, self.b = self.W[safe], self.b[safe]
+            if zero.any():
+                self.W[zero] = 0.0
+                self.b[zero] = 0.0
             self._note_minor(label)
         self.shape = tuple(out_shape)
 
     def scale_shift(self, scale, shift, label: str) -> None:
         """The new tensor is ``scale * old + shift`` elementwise (flattened arrays or None)."""
+        self.pad_info = None
         if self.conv is not None:
             if self._conv_scale_shift(scale, shift):
                 self.notes.append(f"folded {label} into {self.weight_ops[-1]}")
@@ -368,6 +383,7 @@ class _Chain:
     def linear(self, fn, shift, out_shape: tuple, label: str) -> None:
         """Compose the linear map ``fn`` (then add ``shift``); ``fn`` maps a stack ``(k, *shape)``
         of current tensors to the stack ``(k, *out_shape)`` of results."""
+        self.pad_info = None
         self._materialise(label)
         n0 = self.W.shape[1]
         cols = fn(self.W.T.reshape((n0,) + self.shape))
@@ -388,8 +404,26 @@ class _Chain:
             )
         self.weight_ops.append(label)
 
+    def zero_pad(self, pads: list, label: str) -> None:
+        """Zero padding ``pads`` ([begin..., end...] per axis) of the current tensor. On an
+        N x C x H x W tensor padded in H and W only, with an elementwise open map, a following
+        Conv takes it as its own padding; otherwise it is a gather with zero rows."""
+        shape = self.shape
+        r = len(shape)
+        begin, end = pads[:r], pads[r:]
+        out = tuple(d + p + q for d, p, q in zip(shape, begin, end))
+        grid = np.full(out, -1, dtype=np.int64)
+        grid[tuple(slice(p, p + d) for p, d in zip(begin, shape))] = np.arange(self.size).reshape(shape)
+        before = (self.W, self.b, shape, list(self.pending))
+        spatial = r == 4 and not any(begin[:2]) and not any(end[:2])
+        foldable = spatial and self.conv is None and self._diagonal() is not None
+        self.gather(grid.reshape(-1), out, label)
+        if foldable:
+            self.pad_info = ((begin[2], begin[3], end[2], end[3]), before)
+
     # ---- activations / closing
     def close(self, activation: str) -> None:
+        self.pad_info = None
         if self.conv is not None:
             self.layers.append(Conv2D(activation=activation, **self.conv))
             self.conv = None
@@ -829,6 +863,31 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
         chain.linear(fn, shift, out, label)
     elif op == "Conv":
         _conv(chain, idx, node, a, pos, const_of, label)
+    elif op == "Pad":
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode != "constant":
+            raise _unsupported(idx, node, f"mode={mode!r} padding is not encoded (only constant zero padding)")
+        if "pads" in a:  # opset < 11
+            pads, value = [int(p) for p in a["pads"]], float(a.get("value", 0.0))
+        else:
+            pads = [int(p) for p in const_of(idx, node, 1, "pads").reshape(-1)]
+            given = const_of(idx, node, 2, "constant_value", required=False)
+            value = 0.0 if given is None or np.size(given) == 0 else float(np.asarray(given).reshape(-1)[0])
+            axes = const_of(idx, node, 3, "axes", required=False)
+            if axes is not None:  # opset 18: pads for the listed axes only
+                r = len(shape)
+                axes = [int(v) + r if int(v) < 0 else int(v) for v in np.asarray(axes).reshape(-1)]
+                full = [0] * (2 * r)
+                for k, ax in enumerate(axes):
+                    full[ax], full[r + ax] = pads[k], pads[len(axes) + k]
+                pads = full
+        if value != 0.0:
+            raise _unsupported(idx, node, f"it pads with {value}; only zero padding is encoded")
+        if len(pads) != 2 * len(shape) or min(pads) < 0:
+            raise _unsupported(idx, node, f"pads={pads} are invalid for a tensor of shape {shape} "
+                               "(2 non-negative values per axis; cropping is not encoded)")
+        chain.zero_pad(pads, label)
     elif op in ("AveragePool", "GlobalAveragePool"):
         _average_pool(chain, idx, node, a, label)
     elif op == "Softmax" and node.output[0] == out_name:
