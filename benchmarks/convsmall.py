@@ -22,7 +22,8 @@ time of symbolic and optimised bounds over the ball, and the time and peak Pytho
 
 One process, one BLAS thread (``OMP_NUM_THREADS=1`` is set here before NumPy loads). Results:
 ``benchmarks/results/{tag}.csv`` (one row per instance, appended as soon as known) and
-``{tag}.md`` (rewritten after every instance).
+``{tag}.md`` (rewritten after every instance). ``--report A,B,... --tag T`` only merges the CSVs of
+runs ``A``, ``B``, ... (e.g. two processes sharing the images) into ``T.md``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,21 @@ def write_md(path: Path, rows: list, eps_list: list, setup: dict, args, command:
     path.write_text("\n".join(lines))
 
 
+def merge(tags: list, tag: str) -> int:
+    rows = []
+    for t in tags:
+        rows += list(csv.DictReader(open(HERE / "results" / f"{t}.csv")))
+    eps_list = sorted({float(r["eps"]) for r in rows})
+    lines = [f"# convSmall (ERAN, MNIST), L-inf robustness, pixel space (merged: {', '.join(tags)})", "",
+             "Each part's command, machine and setup measurements are in its own .md file.", "",
+             *summarise(rows, eps_list), ""]
+    failed = [r for r in rows if "FAILED" in r["detail"]]
+    lines.append(f"Witnesses that failed the float64/onnxruntime re-check: {len(failed)}.")
+    (HERE / "results" / f"{tag}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=100)
@@ -116,7 +132,10 @@ def main(argv=None) -> int:
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--tag", default="convsmall")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--report", default="", help="merge the CSVs of these comma-separated tags into --tag's .md")
     args = ap.parse_args(argv)
+    if args.report:
+        return merge(args.report.split(","), args.tag)
     if not MODEL.exists() or not CSV_IMAGES.exists():
         print(f"needs {MODEL} and {CSV_IMAGES} (the shared ERAN files)", file=sys.stderr)
         return 2

@@ -399,3 +399,24 @@ def test_hostile_pads_raise_typed_errors_naming_the_node(kwargs, match):
     with pytest.raises(UnsupportedLayerError, match=match) as info:
         rv.from_onnx(_pad_model(pads, **kwargs))
     assert "the_pad" in str(info.value)
+
+
+@pytest.mark.slow
+@needs_benchmarks("eran")
+def test_conv_small_verdicts_equal_those_of_its_dense_twin():
+    """The same convSmall written with dense matrices (the oracle's, from the kernel's definition)
+    gets the same bounds and the same verdicts: the engine sees only the layers' methods."""
+    import oracle
+
+    net = rv.from_onnx(CONV_SMALL, mean=0.1307, std=0.3081)
+    twin = rv.Network(tuple(Dense(oracle.layer_matrix(L), L.bias, L.activation) for L in net.layers))
+    x, y = mnist(3)
+    for xi, yi in zip(x, y):
+        box = rv.Box(np.clip(xi - 0.05, 0, 1), np.clip(xi + 0.05, 0, 1))
+        b1, b2 = rv.compute_bounds(net, box, "symbolic"), rv.compute_bounds(twin, box, "symbolic")
+        for k in range(4):
+            np.testing.assert_allclose(b1.lower[k], b2.lower[k], atol=1e-7)
+            np.testing.assert_allclose(b1.upper[k], b2.upper[k], atol=1e-7)
+        r1 = rv.verify_robustness(net, xi, eps=0.05, label=int(yi), time_limit=60, bound_method="symbolic")
+        r2 = rv.verify_robustness(twin, xi, eps=0.05, label=int(yi), time_limit=60, bound_method="symbolic")
+        assert str(r1.verdict) == str(r2.verdict) != "unknown"
