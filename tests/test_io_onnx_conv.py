@@ -420,3 +420,34 @@ def test_conv_small_verdicts_equal_those_of_its_dense_twin():
         r1 = rv.verify_robustness(net, xi, eps=0.05, label=int(yi), time_limit=60, bound_method="symbolic")
         r2 = rv.verify_robustness(twin, xi, eps=0.05, label=int(yi), time_limit=60, bound_method="symbolic")
         assert str(r1.verdict) == str(r2.verdict) != "unknown"
+
+
+def test_a_dense_map_before_a_conv_stays_a_layer_of_its_own():
+    """Gemm -> Reshape -> Conv: the Gemm is not elementwise, so it is kept as a linear layer
+    (and a per-pixel normalisation, not one scale per channel, likewise)."""
+    rng = np.random.default_rng(9)
+    g = G(rng)
+    cur = g.node("Gemm", ["x", g.rand(16, 6, scale=0.5), g.rand(16)], transB=1)
+    cur = g.node("Reshape", [cur, g.const_int([1, 1, 4, 4])])
+    cur = g.node("Conv", [cur, g.rand(2, 1, 2, 2)], pads=[1, 1, 0, 0])
+    cur = g.node("Relu", [cur])
+    cur = g.node("Flatten", [cur])
+    g.node("Gemm", [cur, g.rand(3, 32, scale=0.3)], transB=1)
+    model = g.model([1, 6], "y")
+    net = rv.from_onnx(model)
+    assert [type(layer) for layer in net.layers] == [Dense, Conv2D, Dense] and net.layers[0].activation == "linear"
+    x = rng.uniform(-1, 1, (10, 6)).astype(np.float32).astype(np.float64)
+    ref = onnxruntime_forward(model, x)
+    assert np.max(np.abs(net.forward(x) - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())
+    g2 = G(rng)
+    cur = g2.node("Conv", ["x", g2.rand(2, 1, 2, 2)])
+    cur = g2.node("Relu", [cur])
+    cur = g2.node("Flatten", [cur])
+    g2.node("Gemm", [cur, g2.rand(3, 18)], transB=1)
+    model2 = g2.model([1, 1, 4, 4], "y")
+    per_pixel = np.linspace(0.5, 2.0, 16)
+    net2 = rv.from_onnx(model2, std=per_pixel.reshape(1, 4, 4))
+    assert [type(layer) for layer in net2.layers] == [Dense, Conv2D, Dense]
+    x2 = rng.random((5, 16))
+    ref2 = onnxruntime_forward(model2, x2 / per_pixel)
+    assert np.max(np.abs(net2.forward(x2) - ref2)) <= 1e-5 * max(1.0, np.abs(ref2).max())
