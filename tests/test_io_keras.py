@@ -396,7 +396,7 @@ def _subclassed():
 
 UNSUPPORTED = {
     "conv2d": (lambda: keras.Sequential([keras.Input((6, 6, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(2)]),
-               ["'conv'", "Conv2D"]),
+               ["'conv'", "Conv2D", "from_onnx"]),
     "sigmoid": (lambda: _seq((4,), [L.Dense(3, activation="sigmoid", name="sig_dense"), L.Dense(1)]),
                 ["'sig_dense'", "Dense", "sigmoid"]),
     "final-sigmoid": (lambda: _seq((4,), [L.Dense(1, activation="sigmoid", name="sig_out")]),

@@ -503,6 +503,12 @@ def _convert(keras, ops: list, input_shape: tuple) -> _Builder:
             b.elementwise(s, t, _describe(op))
         else:
             from_keras_layer = isinstance(op, keras.layers.Layer)
+            if from_keras_layer and any(w in type(op).__name__ for w in ("Conv", "Pooling", "Padding")):
+                raise _unsupported(
+                    op,
+                    "the Keras importer does not read convolution, pooling or padding layers yet; export "
+                    "the model to ONNX (e.g. with tf2onnx) and use reluverify.from_onnx, which does",
+                )
             raise _unsupported(
                 op,
                 "the Keras importer handles only chains of affine layers and ReLUs, not this layer class"
