@@ -49,6 +49,12 @@ LP_TIME_SHARE = 0.3  # at most this share of the time left goes to LP bound tigh
 # domains 4x faster (inactive neurons left out): unsat by branching in 74 s, where the MILP had
 # needed 265 s after branching at 0.35 before. The benchmark tables say which value each row used.
 BRANCH_TIME_SHARE = 0.5
+# With ``Tuning(portfolio=True)`` the MILPs run beside branching (engine/portfolio.py), so branching
+# may use more of the time left; the race needs this many seconds left to be worth its start
+# (a spawned process imports reluverify: about a second).
+PORTFOLIO_BRANCH_SHARE = 0.8
+PORTFOLIO_MIN_S = 5.0
+PORTFOLIO_DELAY_S = 2.0  # the race starts only when branching has not decided within this (easy queries pay nothing)
 
 
 def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | None = DEFAULT_TIME_LIMIT, split: str | bool = "auto",
@@ -182,56 +188,146 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
         remaining = undecided
 
     # 4. ReLU branch and bound (networks with many inputs, box-shaped sets), over optimised root bounds
-    use_branch = query.boxes_only and (branch is True or (branch == "auto" and not use_split))
-    if use_branch and remaining:
-        t0 = time.perf_counter()
-        undecided = []
-        # easiest regions first (root bound closest to ruling them out): each region may use its
-        # share of the time left, so what the easy ones leave goes to the hard ones. One tree per
-        # region: a tree shared by the regions of one box was slower on mnist_fc (its splits
-        # serve one region at a time while every domain pays for all of them)
-        order = []
-        for i in remaining:
-            region = proof[i]
-            if region.n_rows == 0:  # nothing to rule out
-                undecided.append(i)
-                continue
-            root = region_bounds(region, "optimised")
-            gap = np.max(region_rows_lb(network, root, region) - region.b)
-            if gap <= 0:
-                order.append((-gap, i))
-        for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
-            region = proof[i]
-            root = region_bounds(region, "optimised")
-            budget = Clock(max(0.1, BRANCH_TIME_SHARE * deadline.remaining() / n_left))
-            status, chk, _ = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget,
-                                                   stats, tuning=tuning)
-            if status == "sat":
-                stats["branch_s"] = time.perf_counter() - t0
-                return done("sat", "branch", chk)
-            if status != "unsat":
-                undecided.append(i)
-                if checker.near_miss is not None:
-                    break
-            if deadline.expired():
-                stats["branch_s"] = time.perf_counter() - t0
-                return done("timeout", message="time limit in the ReLU branch-and-bound stage")
-        undecided = [i for i in remaining if i in undecided]  # the MILPs go in the regions' order
-        stats["branch_s"] = time.perf_counter() - t0
-        if checker.near_miss is not None:
-            return near_miss("branch")
-        if not undecided:
-            return done("unsat", "branch")
-        remaining = undecided
+    # (with ``tuning.portfolio``, the MILPs of stage 5 race it in a second process)
+    # the proof MILP asks for the region widened by VERIFY_SLACK beyond b, at least
+    proof_shift = max(VERIFY_SLACK - query.proof_slack, 0.0)
+    race = None
+    race_proved: set = set()
+    race_seen: set = set()
 
-    # 5. one MILP per remaining region
+    def race_news():
+        """What the race has answered since the last look: regions it proved (added to
+        ``race_proved``, under the one trust rule), and a checked witness if it found one."""
+        race.poll()
+        for i in sorted(set(race.results) - race_seen):
+            race_seen.add(i)
+            res, x, big = race.results[i]
+            stats.setdefault("milp", []).append((i, f"race: {res.status}", round(res.wall_time, 3)))
+            stats.setdefault("solves", []).append(res)
+            stats["race_answers"] = stats.get("race_answers", 0) + 1
+            if solver_proof(res, big).infeasible:
+                race_proved.add(i)
+            elif x is not None:
+                chk = checker(x, proof[i])
+                if chk is not None:
+                    return chk
+        return None
+
+    use_branch = query.boxes_only and (branch is True or (branch == "auto" and not use_split))
+    try:
+        if use_branch and remaining:
+            t0 = time.perf_counter()
+            undecided = []
+            # easiest regions first (root bound closest to ruling them out): each region may use its
+            # share of the time left, so what the easy ones leave goes to the hard ones. One tree per
+            # region: a tree shared by the regions of one box was slower on mnist_fc (its splits
+            # serve one region at a time while every domain pays for all of them)
+            order = []
+            for i in remaining:
+                region = proof[i]
+                if region.n_rows == 0:  # nothing to rule out
+                    undecided.append(i)
+                    continue
+                root = region_bounds(region, "optimised")
+                gap = np.max(region_rows_lb(network, root, region) - region.b)
+                if gap <= 0:
+                    order.append((-gap, i))
+            branched: set = set()  # regions branching has finished with
+
+            def get_race():
+                """The race, started once branching has run PORTFOLIO_DELAY_S without deciding."""
+                nonlocal race
+                if (race is None and tuning.portfolio and time.perf_counter() - t0 >= PORTFOLIO_DELAY_S
+                        and deadline.remaining() >= PORTFOLIO_MIN_S):
+                    from .portfolio import MilpRace
+
+                    jobs = [(i, proof[i], query.bound_domain(proof[i])) for _, i in sorted(order, reverse=True)
+                            if i not in branched]
+                    race = MilpRace(network, jobs, query.inputs, proof_shift, solver, deadline.remaining())
+                    stats["portfolio"] = True
+                return race
+
+            share = PORTFOLIO_BRANCH_SHARE if tuning.portfolio else BRANCH_TIME_SHARE
+            for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
+                region = proof[i]
+                if get_race() is not None:
+                    chk = race_news()
+                    if chk is not None:
+                        stats["branch_s"] = time.perf_counter() - t0
+                        return done("sat", "milp", chk)
+                    if i in race_proved:
+                        continue
+                root = region_bounds(region, "optimised")
+                budget = Clock(max(0.1, share * deadline.remaining() / n_left))
+                if tuning.portfolio:
+                    from .portfolio import RaceClock
+
+                    budget = RaceClock(budget, get_race, i)
+                status, chk, _ = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget,
+                                                       stats, tuning=tuning)
+                branched.add(i)
+                if status == "sat":
+                    stats["branch_s"] = time.perf_counter() - t0
+                    return done("sat", "branch", chk)
+                if status != "unsat" and race is not None:
+                    chk = race_news()
+                    if chk is not None:
+                        stats["branch_s"] = time.perf_counter() - t0
+                        return done("sat", "milp", chk)
+                    if i in race_proved:
+                        continue
+                if status != "unsat":
+                    undecided.append(i)
+                    if checker.near_miss is not None:
+                        break
+                if deadline.expired():
+                    stats["branch_s"] = time.perf_counter() - t0
+                    return done("timeout", message="time limit in the ReLU branch-and-bound stage")
+            undecided = [i for i in remaining if i in undecided]  # the MILPs go in the regions' order
+            stats["branch_s"] = time.perf_counter() - t0
+            if checker.near_miss is not None:
+                return near_miss("branch")
+            if not undecided:
+                return done("unsat", "branch")
+            remaining = undecided
+        return _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, proof_shift, solver, threads,
+                           query, checker, deadline, stats, done, race, race_news, race_proved)
+    finally:
+        if race is not None:
+            race.close()
+
+
+def _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, proof_shift, solver, threads, query,
+                checker, deadline, stats, done, race, race_news, race_proved):
+    """Stage 5: one MILP per remaining region (regions the race has proved are skipped; one it is
+    solving is left to it and waited for at the end)."""
     t0 = time.perf_counter()
     timed_out = False
     untrusted: list = []
-    # the proof MILP asks for the region widened by VERIFY_SLACK beyond b, at least
-    proof_shift = max(VERIFY_SLACK - query.proof_slack, 0.0)
-    for i in remaining:
+    deferred: list = []
+    todo = list(remaining)
+    while todo:
+        i = todo.pop(0)
         region = proof[i]
+        if race is not None and i not in deferred:
+            chk = race_news()
+            if chk is not None:
+                stats["milp_s"] = time.perf_counter() - t0
+                return done("sat", "milp", chk)
+            if i in race_proved:
+                continue
+            if race.current == i:  # the race is on it: come back to it last
+                deferred.append(i)
+                todo.append(i)
+                continue
+        if race is not None and i in deferred:
+            race.wait(i, deadline)
+            chk = race_news()
+            if chk is not None:
+                stats["milp_s"] = time.perf_counter() - t0
+                return done("sat", "milp", chk)
+            if i in race_proved:
+                continue
         if deadline.expired():
             timed_out = True
             break
@@ -248,6 +344,13 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
         verdict = solver_proof(res, big)
         if verdict.infeasible:
             continue
+        if race is not None:  # the race may have proved it meanwhile
+            chk = race_news()
+            if chk is not None:
+                stats["milp_s"] = time.perf_counter() - t0
+                return done("sat", "milp", chk)
+            if i in race_proved:
+                continue
         if res.status == Status.INFEASIBLE:  # claimed, not trusted
             untrusted.append(verdict.note)
             continue

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..check import class_gap, distances
 from ..engine.decide import decide
+from ..engine.options import DEFAULT_TUNING
 from ..engine.query import Query
 from ..errors import InputError
 from ..model import Network
@@ -127,6 +128,7 @@ def verify_robustness(
     split: str | bool = "auto",
     branch: str | bool = "auto",
     keras_model=None,
+    tuning=None,
 ) -> AdversarialResult:
     """Prove that no input within ``eps`` of ``x`` (in ``norm``, inside the valid box and the limits
     of ``perturbation``) changes the class (``robust``), or return a re-checked counterexample
@@ -137,7 +139,9 @@ def verify_robustness(
     where the set is a box, then an MILP per remaining class asking for ``out_j >= out_c -
     VERIFY_SLACK``, the input set encoded. ``attack=False`` skips falsification; ``split`` and
     ``branch`` (``"auto"``, True, False) choose the splitting stages as in
-    :func:`~reluverify.problems.verification.check_property`; ``bound_method`` is the bound strategy
+    :func:`~reluverify.problems.verification.check_property`; ``tuning``: a
+    :class:`~reluverify.engine.options.Tuning` (e.g. ``Tuning(portfolio=True)``: the MILPs race branch
+    and bound on a second core); ``bound_method`` is the bound strategy
     of the MILP stage (``"interval"``: of label elimination too). ``robust`` in VNN-COMP's words is ``unsat`` (no
     counterexample), ``not_robust`` is ``sat``.
     """
@@ -169,7 +173,7 @@ def verify_robustness(
                 res.message = "the input itself is not classified as the given label"
                 return res
     out = decide(query, solver=solver, time_limit=time_limit, bound_method=bound_method, threads=threads,
-                 attack=attack, split=split, branch=branch,
+                 attack=attack, split=split, branch=branch, tuning=tuning or DEFAULT_TUNING,
                  screen="interval" if bound_method == "interval" else "symbolic")
     res.time_s = out.time_s
     res.solves = list(out.stats.get("solves", []))
