@@ -117,7 +117,8 @@ def test_demo_extra_holds_the_demo_packages_and_all_holds_demo():
 # ----------------------------------------------------------------------- the tests' own imports
 def _test_imports() -> dict[str, list[str]]:
     """Top-level third-party modules imported by tests/*.py (imports and pytest.importorskip)."""
-    local = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"reluverify"}
+    # the tests' own modules, and the benchmark scripts some slow tests import (benchmarks/ on sys.path)
+    local = {p.stem for p in (ROOT / "tests").glob("*.py")} | {p.stem for p in (ROOT / "benchmarks").glob("*.py")} | {"reluverify"}
     found: dict[str, list[str]] = {}
     for path in sorted((ROOT / "tests").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

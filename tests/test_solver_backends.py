@@ -119,7 +119,7 @@ def test_nothing_outside_solvers_compares_with_a_solver_name():
     """One place for solver quirks: no ``solver == "highs"`` (or a backend's module) elsewhere."""
     names = "|".join(re.escape(n) for n in ("highs", "cbc", "gurobi", "scip", "gurobi_direct", "scip_direct"))
     pattern = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)|\bin\s*\(\s*["']({names})["']""")
-    imports = re.compile(r"^\s*(import|from)\s+(gurobipy|pyscipopt|cbcbox)\b", re.M)
+    imports = re.compile(r"^\s*(import|from)\s+(gurobipy|pyscipopt|cbcbox|highspy)\b", re.M)
     offenders = []
     for path in SRC.rglob("*.py"):
         if "solvers" in path.relative_to(SRC).parts:

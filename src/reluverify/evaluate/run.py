@@ -112,7 +112,6 @@ def _versions() -> dict:
 
     out = {"reluverify": __version__, "numpy": np.__version__, "python": platform.python_version()}
     try:
-        import highspy  # noqa: F401
         from importlib.metadata import version
 
         out["highspy"] = version("highspy")
