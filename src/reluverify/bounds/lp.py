@@ -114,11 +114,12 @@ class _Relaxation:
             del ok
         return float(best)
 
-    def optimise(self, cols: np.ndarray, coefs: np.ndarray, maximise: bool) -> float | None:
-        """Certified ``max`` (or ``-max(-·)`` for min) of ``coefs·v[cols]``; None if the LP failed."""
+    def optimise(self, cols: np.ndarray, coefs: np.ndarray, maximise: bool, time_limit: float | None = None) -> float | None:
+        """Certified ``max`` (or ``-max(-·)`` for min) of ``coefs·v[cols]``; None if the LP failed
+        or ran out of ``time_limit``."""
         c = np.zeros(self.col_lo.size)
         c[cols] = coefs
-        duals = self.lp.maximise(c if maximise else -c)
+        duals = self.lp.maximise(c if maximise else -c, time_limit)
         if duals is None:
             return None
         value = self.certified_max(c if maximise else -c, duals)
@@ -162,12 +163,16 @@ class LPBounds:
                         break
                     row = layer.linear(rows=np.array([i]), cols=relax.prev_idx)
                     w, b = row.matrix()[0], row.bias[0]
-                    up = relax.optimise(relax.prev_cols, w, True)
+                    left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
+                    up = relax.optimise(relax.prev_cols, w, True, left)
                     n_lp += 1
                     if up is not None:
                         zu[i] = min(zu[i], up + b + abs(b) * LP_BIAS_REL_WIDENING)
                     if layer.phases(zl[i:i + 1], zu[i:i + 1])[0] == UNSTABLE:
-                        low = relax.optimise(relax.prev_cols, w, False)
+                        left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
+                        if left is not None and left <= 0:
+                            break
+                        low = relax.optimise(relax.prev_cols, w, False, left)
                         n_lp += 1
                         if low is not None:
                             zl[i] = max(zl[i], low + b - abs(b) * LP_BIAS_REL_WIDENING)

@@ -201,11 +201,15 @@ class HighsLpSession:
         self.highs.addRows(int(lower.size), lower, upper, int(np.asarray(index).size), _i32(starts), _i32(index),
                            _f64(values))
 
-    def maximise(self, costs: np.ndarray) -> np.ndarray | None:
-        """Maximise ``costs · v``; the row duals at the optimum, or None when HiGHS ends anywhere
-        else (or fails: the caller then keeps the bound it had, which is sound)."""
+    def maximise(self, costs: np.ndarray, time_limit: float | None = None) -> np.ndarray | None:
+        """Maximise ``costs · v`` within ``time_limit`` seconds; the row duals at the optimum, or None
+        when HiGHS ends anywhere else (or fails: the caller then keeps the bound it had, which is
+        sound)."""
         h, hs = self.highs, self._hs
         n = self._n_cols
+        # HiGHS's time_limit counts this instance's run time since its creation: add what it has used
+        h.setOptionValue("time_limit", float("inf") if time_limit is None
+                         else h.getRunTime() + max(float(time_limit), 0.01))
         h.changeColsCost(n, np.arange(n, dtype=np.int32), _f64(costs))
         h.changeObjectiveSense(hs.ObjSense.kMaximize)
         try:

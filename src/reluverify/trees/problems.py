@@ -37,6 +37,7 @@ from ..results import AdversarialResult, InferenceResult, Status, Verdict
 from ..sets import ball, check_norm
 from ..solvers import DEFAULT_SOLVER, _check_name
 from ..tolerances import DEFAULT_TIME_LIMIT, OPTIMAL_REL_GAP, VERIFY_SLACK
+from ..tolerances import TREE_BOUND_MARGIN as BOUND_MARGIN  # why: tolerances.py
 from .attack import greedy_attack
 from .formulation import tree_arrays
 
@@ -58,15 +59,6 @@ def _options(kwargs: dict, allowed: tuple = ()) -> dict:
     return kwargs
 
 
-#: How far the input set of a proof MILP is widened (L-inf and L1 radii, property boxes) and how
-#: much is taken off a MILP's dual bound on a distance before it counts as certified. Limits of one
-#: feature can lie closer together than a solver's feasibility tolerance (scikit-learn's float32
-#: midpoints on MNIST pixels: 3e-8 apart), so a run may accept a point a tolerance outside its
-#: cell and, measured, claim an optimum 3e-8 above a checked witness (HiGHS at its proof
-#: emphasis's 1e-6; benchmarks/trees.py, image 6 of the forest). Tree MILPs therefore run at the
-#: default tolerance (1e-9, ``MIP_INTEGRALITY_TOLERANCE``), and proofs keep this margin, 100 times
-#: that tolerance; it is far below ``OPTIMAL_REL_GAP``, so optimal answers stay optimal.
-BOUND_MARGIN = 1e-7
 
 
 def proof_slack(ens: TreeEnsemble, outputs=None) -> float:
