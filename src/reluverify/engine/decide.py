@@ -195,6 +195,16 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
     race_proved: set = set()
     race_seen: set = set()
 
+    def race_says(i):
+        """``("sat", checked witness)`` if the race found one (for any region), ``("proved", None)``
+        if it proved region ``i``, else ``(None, None)`` (also when no race runs)."""
+        if race is None:
+            return None, None
+        chk = race_news()
+        if chk is not None:
+            return "sat", chk
+        return ("proved", None) if i in race_proved else (None, None)
+
     def race_news():
         """What the race has answered since the last look: regions it proved (added to
         ``race_proved``, under the one trust rule), and a checked witness if it found one."""
@@ -250,13 +260,13 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
             share = PORTFOLIO_BRANCH_SHARE if tuning.portfolio else BRANCH_TIME_SHARE
             for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
                 region = proof[i]
-                if get_race() is not None:
-                    chk = race_news()
-                    if chk is not None:
-                        stats["branch_s"] = time.perf_counter() - t0
-                        return done("sat", "milp", chk)
-                    if i in race_proved:
-                        continue
+                get_race()
+                said, chk = race_says(i)
+                if said == "sat":
+                    stats["branch_s"] = time.perf_counter() - t0
+                    return done("sat", "milp", chk)
+                if said == "proved":
+                    continue
                 root = region_bounds(region, "optimised")
                 budget = Clock(max(0.1, share * deadline.remaining() / n_left))
                 if tuning.portfolio:
@@ -269,14 +279,13 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
                 if status == "sat":
                     stats["branch_s"] = time.perf_counter() - t0
                     return done("sat", "branch", chk)
-                if status != "unsat" and race is not None:
-                    chk = race_news()
-                    if chk is not None:
+                if status != "unsat":
+                    said, chk = race_says(i)
+                    if said == "sat":
                         stats["branch_s"] = time.perf_counter() - t0
                         return done("sat", "milp", chk)
-                    if i in race_proved:
+                    if said == "proved":
                         continue
-                if status != "unsat":
                     undecided.append(i)
                     if checker.near_miss is not None:
                         break
@@ -291,14 +300,14 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
                 return done("unsat", "branch")
             remaining = undecided
         return _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, proof_shift, solver, threads,
-                           query, checker, deadline, stats, done, race, race_news, race_proved)
+                           query, checker, deadline, stats, done, race, race_says)
     finally:
         if race is not None:
             race.close()
 
 
 def _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, proof_shift, solver, threads, query,
-                checker, deadline, stats, done, race, race_news, race_proved):
+                checker, deadline, stats, done, race, race_says):
     """Stage 5: one MILP per remaining region (regions the race has proved are skipped; one it is
     solving is left to it and waited for at the end)."""
     t0 = time.perf_counter()
@@ -309,25 +318,18 @@ def _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, pr
     while todo:
         i = todo.pop(0)
         region = proof[i]
-        if race is not None and i not in deferred:
-            chk = race_news()
-            if chk is not None:
-                stats["milp_s"] = time.perf_counter() - t0
-                return done("sat", "milp", chk)
-            if i in race_proved:
-                continue
-            if race.current == i:  # the race is on it: come back to it last
-                deferred.append(i)
-                todo.append(i)
-                continue
         if race is not None and i in deferred:
             race.wait(i, deadline)
-            chk = race_news()
-            if chk is not None:
-                stats["milp_s"] = time.perf_counter() - t0
-                return done("sat", "milp", chk)
-            if i in race_proved:
-                continue
+        said, chk = race_says(i)
+        if said == "sat":
+            stats["milp_s"] = time.perf_counter() - t0
+            return done("sat", "milp", chk)
+        if said == "proved":
+            continue
+        if race is not None and i not in deferred and race.current == i:  # the race is on it: come back last
+            deferred.append(i)
+            todo.append(i)
+            continue
         if deadline.expired():
             timed_out = True
             break
@@ -344,13 +346,12 @@ def _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, pr
         verdict = solver_proof(res, big)
         if verdict.infeasible:
             continue
-        if race is not None:  # the race may have proved it meanwhile
-            chk = race_news()
-            if chk is not None:
-                stats["milp_s"] = time.perf_counter() - t0
-                return done("sat", "milp", chk)
-            if i in race_proved:
-                continue
+        said, chk = race_says(i)  # the race may have answered meanwhile
+        if said == "sat":
+            stats["milp_s"] = time.perf_counter() - t0
+            return done("sat", "milp", chk)
+        if said == "proved":
+            continue
         if res.status == Status.INFEASIBLE:  # claimed, not trusted
             untrusted.append(verdict.note)
             continue

@@ -41,6 +41,19 @@ def region_rows(arrays, region: Region, rhs_shift: float) -> tuple:
     return np.full(region.n_rows, -np.inf), region.b + rhs_shift, rows
 
 
+def minimise_distance(model, ball, input_cols, cutoff: float | None = None) -> None:
+    """On an array model whose inputs are the columns ``input_cols``: minimise their distance to
+    ``ball``'s centre in its norm (:meth:`~reluverify.sets.ball.Ball.encode_distance`); with
+    ``cutoff``, only points closer than it. Any model kind's MILP (networks, tree ensembles)."""
+    cols, coefs, const = ball.encode_distance(model, input_cols)
+    costs: dict = {}
+    for col, coef in zip(cols, coefs):
+        costs[int(col)] = costs.get(int(col), 0.0) + float(coef)
+    model.set_objective(costs, "min", offset=const)
+    if cutoff is not None:
+        model.add_rows(-np.inf, float(cutoff) - const, [(list(costs), list(costs.values()))])
+
+
 class NetworkMilp:
     """A network's MILP over ``bounds`` (valid over its input box), restricted to ``inputs`` (an
     input set, or None for the box), on ``solver``: ``.model`` has the array-model interface,
@@ -57,16 +70,9 @@ class NetworkMilp:
             inputs.encode(self.model, self.arrays.input_cols)
 
     def minimise_distance(self, ball, cutoff: float | None = None) -> None:
-        """Objective: the distance of the inputs to ``ball``'s centre in its norm
-        (:meth:`~reluverify.sets.ball.Ball.encode_distance`); with ``cutoff``, only points closer
-        than it."""
-        cols, coefs, const = ball.encode_distance(self.model, self.arrays.input_cols)
-        costs: dict = {}
-        for col, coef in zip(cols, coefs):
-            costs[int(col)] = costs.get(int(col), 0.0) + float(coef)
-        self.model.set_objective(costs, "min", offset=const)
-        if cutoff is not None:
-            self.model.add_rows(-np.inf, float(cutoff) - const, [(list(costs), list(costs.values()))])
+        """Objective: the distance of the inputs to ``ball``'s centre in its norm; with ``cutoff``,
+        only points closer than it (:func:`minimise_distance`)."""
+        minimise_distance(self.model, ball, self.arrays.input_cols, cutoff)
 
     def add_region(self, region: Region, rhs_shift: float) -> None:
         lower, upper, rows = region_rows(self.arrays, region, rhs_shift)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..check import distances, solver_proof
 from ..engine.common import Clock
-from ..engine.milp import open_model
+from ..engine.milp import minimise_distance, open_model
 from ..errors import InputError
 from ..model.trees import TreeEnsemble
 from ..results import AdversarialResult, InferenceResult, Status, Verdict
@@ -103,13 +103,7 @@ class TreeMilp:
         self.model.add_rows(rhs, np.inf, [([self.ta.score_col(j), self.ta.score_col(c)], [1.0, -1.0])])
 
     def minimise_distance(self, norm_ball, cutoff: float | None = None) -> None:
-        cols, coefs, const = norm_ball.encode_distance(self.model, self.ta.input_cols)
-        costs: dict = {}
-        for col, coef in zip(cols, coefs):
-            costs[int(col)] = costs.get(int(col), 0.0) + float(coef)
-        self.model.set_objective(costs, "min", offset=const)
-        if cutoff is not None:
-            self.model.add_rows(-np.inf, float(cutoff) - const, [(list(costs), list(costs.values()))])
+        minimise_distance(self.model, norm_ball, self.ta.input_cols, cutoff)
 
     def solve(self, time_limit):
         res, values = self.model.solve(time_limit=None if time_limit is None else max(time_limit, 0.1))
