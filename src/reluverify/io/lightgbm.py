@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UnsupportedLayerError
-from ..model.trees import Tree, TreeEnsemble, left_limit
+from ..model.trees import ClassIndex, Tree, TreeEnsemble, left_limit
 
 
 def _booster(model):
@@ -103,18 +103,25 @@ def from_lightgbm(model, *, name: str | None = None) -> TreeEnsemble:
 
 
 def _reference(model, booster, objective: str):
+    """The framework's ``predict`` as class indices (classifiers) or predictions (regressors);
+    picklable (no closures), so that the ensemble travels to worker processes."""
     if hasattr(model, "classes_") and hasattr(model, "booster_"):
-        index = {c: i for i, c in enumerate(list(model.classes_))}
-        return lambda X: np.array([index[c] for c in model.predict(X)], dtype=np.int64)
+        return ClassIndex(model)
     if hasattr(model, "booster_"):
         return model.predict
+    return _BoosterPredict(booster, objective)
 
-    def predict(X):
-        out = np.asarray(booster.predict(X))
-        if objective == "binary":
+
+class _BoosterPredict:
+    """A raw ``Booster``'s predictions as class indices (classifier objectives) or values."""
+
+    def __init__(self, booster, objective: str):
+        self.booster, self.objective = booster, objective
+
+    def __call__(self, X):
+        out = np.asarray(self.booster.predict(X))
+        if self.objective == "binary":
             return np.argmax(np.stack([1.0 - out, out], axis=1), axis=1)
         if out.ndim == 2:
             return np.argmax(out, axis=1)
         return out
-
-    return predict

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, UnsupportedLayerError
-from ..model.trees import Tree, TreeEnsemble, left_limit
+from ..model.trees import ClassIndex, Tree, TreeEnsemble, left_limit
 
 SUPPORTED = ("DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
              "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier",
@@ -46,13 +46,7 @@ def _check_single_output(est, name: str) -> None:
 
 
 def _classes_reference(model):
-    classes = list(model.classes_)
-    index = {c: i for i, c in enumerate(classes)}
-
-    def predict(X):
-        return np.array([index[c] for c in model.predict(X)], dtype=np.int64)
-
-    return predict
+    return ClassIndex(model)  # picklable: the ensemble travels to worker processes
 
 
 def from_sklearn(model, *, name: str | None = None) -> TreeEnsemble:

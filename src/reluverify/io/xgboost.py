@@ -18,7 +18,7 @@ import json
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UnsupportedLayerError
-from ..model.trees import Tree, TreeEnsemble, left_limit
+from ..model.trees import ClassIndex, Tree, TreeEnsemble, left_limit
 
 BINARY = ("binary:logistic", "binary:logitraw", "binary:hinge")
 MULTI = ("multi:softprob", "multi:softmax")
@@ -109,17 +109,26 @@ def from_xgboost(model, *, name: str | None = None) -> TreeEnsemble:
 
 
 def _reference(model, booster, objective: str, K: int):
-    """The framework's ``predict`` as class indices (classifiers) or predictions (regressors)."""
-    import xgboost as xgb
-
+    """The framework's ``predict`` as class indices (classifiers) or predictions (regressors);
+    picklable (no closures), so that the ensemble travels to worker processes."""
     if hasattr(model, "classes_") and hasattr(model, "predict"):
-        index = {c: i for i, c in enumerate(list(model.classes_))}
-        return lambda X: np.array([index[c] for c in model.predict(X)], dtype=np.int64)
+        return ClassIndex(model)
     if hasattr(model, "get_booster"):
         return model.predict
+    return _BoosterPredict(booster, objective)
 
-    def predict(X):
-        out = np.asarray(booster.predict(xgb.DMatrix(X)))
+
+class _BoosterPredict:
+    """A raw ``Booster``'s predictions as class indices (classifier objectives) or values."""
+
+    def __init__(self, booster, objective: str):
+        self.booster, self.objective = booster, objective
+
+    def __call__(self, X):
+        import xgboost as xgb
+
+        out = np.asarray(self.booster.predict(xgb.DMatrix(X)))
+        objective = self.objective
         if objective in BINARY:
             return (out > (0.5 if objective == "binary:logistic" else 0.0)).astype(np.int64)
         if objective == "multi:softmax":
@@ -127,5 +136,3 @@ def _reference(model, booster, objective: str, K: int):
         if objective in MULTI:
             return np.argmax(out, axis=1)
         return out
-
-    return predict

@@ -28,15 +28,32 @@ only, so they route every float64 input exactly as the framework does.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, NetworkError
+from ..errors import InputError, ModelFileError, NetworkError
 
 AGGREGATIONS = ("sum", "average", "vote")
 SEMANTICS = ("sklearn", "xgboost", "lightgbm", "float64")
 LINKS = ("identity", "sigmoid", "softmax", "normalised")
+_FILE_FORMAT = "reluverify-trees"
+_FILE_VERSION = 1
+_SCORE_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+class ClassIndex:
+    """A fitted classifier's ``predict`` as class indices (positions in its ``classes_``): the
+    ``reference`` of an imported classifier. A class (not a closure) so that the ensemble pickles,
+    framework model included, e.g. to the workers of :func:`reluverify.evaluate_robustness`."""
+
+    def __init__(self, model):
+        self.model = model
+        self.index = {c: i for i, c in enumerate(list(model.classes_))}
+
+    def __call__(self, X) -> np.ndarray:
+        return np.array([self.index[c] for c in self.model.predict(X)], dtype=np.int64)
 
 
 def left_limit(threshold, semantics: str) -> np.ndarray:
@@ -205,6 +222,61 @@ class TreeEnsemble:
 
     def __repr__(self) -> str:
         return f"<TreeEnsemble {self.describe()}>"
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Save to a ``.npz`` file (no pickles): every tree's arrays (exact float64 left limits and
+        leaf values), the aggregation, base score, link, threshold semantics, score type and tie rule.
+        The framework ``reference`` is not saved: a loaded ensemble checks witnesses with its own
+        forward pass, which routes and sums as the framework does (the module docstring); pickle the
+        ensemble to keep the reference."""
+        offsets = np.cumsum([0] + [t.n_nodes for t in self.trees]).astype(np.int64)
+        cat = {k: np.concatenate([getattr(t, k) for t in self.trees])
+               for k in ("feature", "limit", "threshold", "left", "right", "value")}
+        np.savez(path, format=np.array(_FILE_FORMAT), version=np.array(_FILE_VERSION),
+                 n_features=np.array(self.n_features), n_outputs=np.array(self.n_outputs),
+                 aggregation=np.array(self.aggregation), base_score=self.base_score, link=np.array(self.link),
+                 semantics=np.array(self.semantics), score_dtype=np.array(np.dtype(self.score_dtype).name),
+                 task=np.array(self.task), tie=np.array(self.tie), name=np.array(self.name),
+                 framework=np.array(self.framework), offsets=offsets,
+                 feature=cat["feature"].astype(np.int64), limit=cat["limit"].astype(np.float64),
+                 threshold=cat["threshold"].astype(np.float64), left=cat["left"].astype(np.int64),
+                 right=cat["right"].astype(np.int64), value=cat["value"].astype(np.float64))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TreeEnsemble":
+        """Load an ensemble saved by :meth:`save` (``reference`` None); a file that is not one, or a
+        malformed one, raises :class:`~reluverify.errors.ModelFileError`."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ModelFileError(f"tree ensemble file {path!r} does not exist; check the path")
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                if "format" not in d.files or str(d["format"]) != _FILE_FORMAT:
+                    raise ModelFileError(f"{path!r} is not a reluverify tree-ensemble file (no 'format' entry "
+                                         f"{_FILE_FORMAT!r}); save ensembles with TreeEnsemble.save")
+                if int(d["version"]) > _FILE_VERSION:
+                    raise ModelFileError(f"{path!r} was written by a newer reluverify (file version "
+                                         f"{int(d['version'])}); upgrade")
+                dtype = str(d["score_dtype"])
+                if dtype not in _SCORE_DTYPES:
+                    raise ModelFileError(f"{path!r}: unknown score type {dtype!r}")
+                off = d["offsets"]
+                arrays = {k: d[k] for k in ("feature", "limit", "threshold", "left", "right", "value")}
+                trees = tuple(Tree(*(arrays[k][a:b] for k in ("feature", "limit", "threshold", "left", "right",
+                                                               "value")))
+                              for a, b in zip(off[:-1], off[1:]))
+                return cls(trees, int(d["n_features"]), int(d["n_outputs"]), str(d["aggregation"]),
+                           np.asarray(d["base_score"], np.float64), str(d["link"]), str(d["semantics"]),
+                           _SCORE_DTYPES[dtype], str(d["task"]), str(d["tie"]), str(d["name"]),
+                           str(d["framework"]))
+        except ModelFileError:
+            raise
+        except NetworkError as exc:
+            raise ModelFileError(f"{path!r} holds an invalid tree ensemble: {exc}") from exc
+        except Exception as exc:  # zip errors, missing entries, truncated files ...
+            raise ModelFileError(f"{path!r} could not be read as a tree ensemble "
+                                 f"({type(exc).__name__}: {exc})") from exc
 
     # ------------------------------------------------------------------ forward
     def leaves(self, X) -> np.ndarray:
