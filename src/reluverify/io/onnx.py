@@ -319,6 +319,16 @@ class _Chain:
         self.weight_ops = [label]
         self.shape = tuple(out_shape)
 
+    def average_pool(self, ks: tuple, stride: tuple, pads: tuple, out_shape: tuple, label: str,
+                     divisor: float | None = None) -> None:
+        """Average pooling of the current tensor ``(1, C, H, W)`` as a convolution whose kernel is
+        ``1 / divisor`` (default ``kh kw``) on each channel's own window (exact when every window,
+        zero padding included, divides by that number; the importers check it)."""
+        c = self.shape[1]
+        kernel = np.zeros((c, c, ks[0], ks[1]))
+        kernel[np.arange(c), np.arange(c)] = 1.0 / (ks[0] * ks[1] if divisor is None else divisor)
+        self.convolution(kernel, None, tuple(stride), tuple(pads), tuple(out_shape), label)
+
     def _note_minor(self, label: str) -> None:
         if not self.weight_ops:
             self.pending.append(label)
@@ -995,9 +1005,7 @@ def _average_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
     out = [(n_ + pb + pe - k_) // s_ + 1 for n_, k_, s_, pb, pe in zip(size, ks, strides, pads[:2], pads[2:])]
     if min(out) <= 0:
         raise _unsupported(idx, node, f"its window {ks} does not fit the input {shape} padded by {pads}")
-    kernel = np.zeros((c, c, ks[0], ks[1]))
-    kernel[np.arange(c), np.arange(c)] = 1.0 / (ks[0] * ks[1])
-    chain.convolution(kernel, None, tuple(strides), tuple(pads), (1, c, out[0], out[1]), label)
+    chain.average_pool(tuple(ks), tuple(strides), tuple(pads), (1, c, out[0], out[1]), label)
 
 
 def _input_normalisation(chain: _Chain, input_shape: tuple, mean, std) -> None:
