@@ -127,7 +127,7 @@ def batch_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, parent: tuple
         zl, zu = layer.interval(h_lo, h_hi)
         if parent is not None:
             zl, zu = np.maximum(zl, parent[0][k]), np.minimum(zu, parent[1][k])
-        if k > 0 and (nonlinear or k != last):
+        if k > 0 and (nonlinear or k != last) and not layer.interval_exact:
             # constant-zero outputs (inactive ReLUs) stay at 0 whatever their bounds; every other
             # neuron's bounds matter (active ones feed the interval bounds of the next layer)
             if not nonlinear:

@@ -153,7 +153,8 @@ class LPBounds:
         last = len(network.layers) - 1
         for k, layer in enumerate(network.layers):
             zl, zu = symbolic_layer(network, domain, k, lowers, uppers, h_lo, h_hi, initial)
-            tighten = k > 0 and k != last and layer.n_nonlinear and (self.max_layer is None or k <= self.max_layer)
+            tighten = (k > 0 and k != last and layer.n_nonlinear and not layer.interval_exact
+                       and (self.max_layer is None or k <= self.max_layer))
             if tighten:
                 unstable = np.flatnonzero(layer.phases(zl, zu) == UNSTABLE)
                 # most ambiguous neurons first (furthest from a phase): they matter most when time runs out

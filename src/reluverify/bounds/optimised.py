@@ -65,6 +65,8 @@ def optimised_bound(layers: list, lowers: list, uppers: list, lo: np.ndarray, hi
     H = L - 1  # hidden layers 0..H-1
     # only the neurons in ``keep`` are walked (the others must be constant zero in every domain:
     # they output 0 under any relaxation, and lose only their multipliers)
+    if not all(layers[j].elementwise for j in range(H)):  # e.g. max pooling: its plain relaxation only
+        return np.full(B, -np.inf), 0.5 * (lo + hi), None
     if keep is None:
         keep = [np.arange(lowers[j].shape[-1]) for j in range(H)]
     elif any(not np.all(layers[j].constant_zero(np.delete(lowers[j], keep[j], axis=-1),
@@ -181,6 +183,8 @@ class OptimisedBounds:
         for k in range(1, len(layers) - 1):
             if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
                 break
+            if layers[k].interval_exact or not all(layer.elementwise for layer in layers[:k]):
+                continue  # exact already / a max pooling before it: no optimised bound (see optimised_bound)
             idx = np.flatnonzero(layers[k].phases(L[k][0], U[k][0]) == UNSTABLE)
             keep = None
             if self.leave_out_inactive:  # inactive neurons left out

@@ -63,7 +63,7 @@ def symbolic_layer(network: Network, domain: Box, k: int, lowers: list, uppers: 
     ``[h_lo, h_hi]``) intersected with back-substitution through layers ``0..k-1``."""
     layer = network.layers[k]
     zl, zu = first_layer_or_interval(layer, domain, k, h_lo, h_hi)
-    if k > 0:
+    if k > 0 and not layer.interval_exact:  # (copies of the previous outputs: exact already)
         sl, su = back_substitute(network, k, lowers, uppers, domain)
         # rounding slack scaled by the interval magnitude of the same neuron
         sl, su = widen(sl, su, np.maximum(np.abs(zl), np.abs(zu)))

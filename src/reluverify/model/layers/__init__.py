@@ -24,6 +24,7 @@ from .elementwise import (
     Identity,
     ReLU,
 )
+from .maxpool import GatherMap, MaxPool2D, MaxPoolRelaxation
 
 KINDS: dict = {}
 
@@ -49,6 +50,7 @@ def register(cls):
 
 register(Dense)
 register(Conv2D)
+register(MaxPool2D)
 
 
 def get_kind(name: str):
@@ -100,7 +102,8 @@ def layers_from_arrays(data, path: str) -> list:
 
 __all__ = [
     "ACTIVATIONS", "ACTIVE", "Conv2D", "ConvMap", "Dense", "DenseMap", "ElementwiseActivation", "ElementwiseLayer",
-    "ElementwiseRelaxation", "INACTIVE", "Identity", "KINDS", "Layer", "LinearMap", "LpRows", "MilpPlan",
+    "ElementwiseRelaxation", "GatherMap", "INACTIVE", "Identity", "KINDS", "Layer", "LinearMap", "LpRows",
+    "MaxPool2D", "MaxPoolRelaxation", "MilpPlan",
     "ReLU", "RowBlock", "UNSTABLE", "affine_interval", "csr_rows", "dense_map", "get_kind", "layers_from_arrays",
     "layers_to_arrays", "register", "widen",
 ]

@@ -33,7 +33,9 @@ Shape and properties
     attack or a class-change row may work on the pre-activations of a monotone last layer, e.g.
     a ReLU on the logits; :meth:`without_activation` gives the affine layer computing the
     pre-activations); ``nonnegative`` (every output is >= 0: a ReLU after it is the identity);
-    :meth:`describe` (a short name for reprs).
+    :meth:`describe` (a short name for reprs); ``elementwise`` (False for kinds whose ``σ`` mixes
+    entries, e.g. max pooling) and ``interval_exact`` (the pre-activations are copies of inputs:
+    interval bounds of them cannot be tightened).
 
 Forward (float64, exact to rounding)
     :meth:`preactivation` ``h -> z``, :meth:`activate` ``z -> h``, :meth:`vjp` (the gradient of
@@ -166,6 +168,12 @@ class Layer(metaclass=_LayerMeta):
     affine: ClassVar[bool] = False
     monotone: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
+    #: ``σ`` acts entry by entry (``n_pre == n_out``) and :meth:`relaxation` is elementwise (the
+    #: optimised bound moves its slopes); False for a max pooling
+    elementwise: ClassVar[bool] = True
+    #: the pre-activations are copies of input entries (a max pooling's windows): their interval
+    #: bounds are exact, so bound strategies neither back-substitute nor LP-tighten them
+    interval_exact: ClassVar[bool] = False
 
     def describe(self) -> str:
         return self.kind
