@@ -210,11 +210,38 @@ def layer_matrix(layer) -> np.ndarray:
     return M
 
 
+def max_windows(layer) -> list:
+    """The windows of a 2-D max pooling (``kernel`` (kh, kw), ``input_shape`` (C, H, W), ``stride``,
+    ``pads`` (top, left, bottom, right) ignored by the maximum), written here from the definition:
+    per output entry (channels-first row-major), the flat input indices its window reads."""
+    kh, kw = layer.kernel
+    c, h, w = layer.input_shape
+    sh, sw = layer.stride
+    pt, pl, pb, pr = layer.pads
+    ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    out = []
+    for o, y, x in itertools.product(range(c), range(ho), range(wo)):
+        cells = [(o * h + yy) * w + xx for yy in range(y * sh - pt, y * sh - pt + kh)
+                 for xx in range(x * sw - pl, x * sw - pl + kw) if 0 <= yy < h and 0 <= xx < w]
+        out.append(np.array(cells, dtype=np.int64))
+    return out
+
+
+def layer_spec(layer) -> tuple:
+    """``(kind, matrix or windows, bias)``: ``"relu"``/``"linear"`` affine layers, or ``"max"``
+    (a max pooling: ``h_w = max`` of the entries its window reads)."""
+    if getattr(layer, "kind", "") == "maxpool2d":
+        return "max", max_windows(layer), None
+    return ("relu" if layer.activation == "relu" else "linear"), layer_matrix(layer), np.asarray(layer.bias)
+
+
 class PatternSearch:
-    """Enumerate the activation regions of ``network`` inside the box ``[lo, hi]``."""
+    """Enumerate the activation regions of ``network`` inside the box ``[lo, hi]``: one sign per
+    ReLU, and for a max pooling one winning entry per window (an entry ``c`` wins where
+    ``z_c >= z_j`` for the window's other entries ``j``)."""
 
     def __init__(self, network, space: _Space):
-        self.layers = [(layer_matrix(L), np.asarray(L.bias), L.activation == "relu") for L in network.layers]
+        self.layers = [layer_spec(L) for L in network.layers]
         self.space = space
         self.n_lp = 0
         self.n_leaves = 0
@@ -236,29 +263,72 @@ class PatternSearch:
         first = self._lp(np.zeros((0, n)), np.zeros(0), minimize_distance)
         if first is None:
             return None
-        W, b, _ = self.layers[0]
-        node = _Node(0, 0, np.eye(n), np.zeros(n), W.copy(), b.copy(), np.zeros(0), np.zeros((0, n)), np.zeros(0), first[1])
+        Z, z = self._pre(0, np.eye(n), np.zeros(n))
+        node = _Node(0, 0, np.eye(n), np.zeros(n), Z, z, np.zeros(0), np.zeros((0, n)), np.zeros(0), first[1])
         return first[0], self._advance(node)
+
+    def _pre(self, k, H, h):
+        """Pre-activation of layer ``k`` as ``(Z, z)`` from its input ``H x + h`` (a max pooling's
+        pre-activation is its input itself; its windows index it)."""
+        kind, W, b = self.layers[k]
+        if kind == "max":
+            return H, h
+        return W @ H, W @ h + b
 
     def _advance(self, node: _Node) -> _Node:
         """Move past finished or non-ReLU layers; returns the node (possibly a leaf)."""
         while True:
-            W, b, relu = self.layers[node.k]
-            if relu and node.i < W.shape[0]:
-                return node
-            signs = node.signs if relu else np.ones(W.shape[0])
-            H, h = signs[:, None] * node.Z, signs * node.z
+            kind, W, b = self.layers[node.k]
+            if kind == "max":
+                if node.i < len(W):
+                    return node
+                chosen = node.signs.astype(np.int64)  # the winning input of each window
+                H, h = node.Z[chosen], node.z[chosen]
+            else:
+                if kind == "relu" and node.i < W.shape[0]:
+                    return node
+                signs = node.signs if kind == "relu" else np.ones(W.shape[0])
+                H, h = signs[:, None] * node.Z, signs * node.z
             if node.k + 1 == len(self.layers):
                 node.A, node.a, node.k = H, h, len(self.layers)  # leaf: outputs = A x + a
                 return node
-            Wn, bn, _ = self.layers[node.k + 1]
-            node = _Node(node.k + 1, 0, H, h, Wn @ H, Wn @ h + bn, np.zeros(0), node.rows, node.rhs, node.point)
+            Z, z = self._pre(node.k + 1, H, h)
+            node = _Node(node.k + 1, 0, H, h, Z, z, np.zeros(0), node.rows, node.rhs, node.point)
 
     def is_leaf(self, node):
         return node.k == len(self.layers)
 
+    def _max_children(self, node: _Node, value: float, minimize_distance: bool):
+        """Children of ``node`` at a max-pooling window: one per entry that can win it (entries whose
+        interval upper bound is below another entry's interval lower bound never win)."""
+        cells = self.layers[node.k][1][node.i]
+        ranges = [self._range(node.Z[j], float(node.z[j])) for j in cells]
+        best_low = max(lo for lo, _ in ranges)
+        options = [j for j, (lo, hi) in zip(cells, ranges) if hi >= best_low]
+        at_point = node.Z[cells] @ node.point + node.z[cells]
+        out = []
+        for j in options:
+            others = [o for o in cells if o != j]
+            if len(options) == 1:
+                rows, rhss = node.rows, node.rhs
+            else:  # z_o - z_j <= 0 for the window's other entries
+                rows = np.vstack([node.rows, node.Z[others] - node.Z[j]])
+                rhss = np.append(node.rhs, node.z[j] - node.z[others])
+            if len(options) == 1 or at_point[cells.tolist().index(j)] >= at_point.max():
+                val, pt = value, node.point
+            else:
+                sol = self._lp(rows, rhss, minimize_distance)
+                if sol is None:
+                    continue
+                val, pt = sol
+            child = _Node(node.k, node.i + 1, node.A, node.a, node.Z, node.z, np.append(node.signs, j), rows, rhss, pt)
+            out.append((val, self._advance(child)))
+        return out
+
     def children(self, node: _Node, value: float, minimize_distance: bool):
         """``[(value, child)]`` of the feasible children of ``node`` (split on its next neuron)."""
+        if self.layers[node.k][0] == "max":
+            return self._max_children(node, value, minimize_distance)
         w, c = node.Z[node.i], float(node.z[node.i])
         lo, hi = self._range(w, c)
         options = [s for s in (1, 0) if not (s == 1 and hi < 0) and not (s == 0 and lo > 0)]
