@@ -102,7 +102,8 @@ def test_demo_extra_is_enough_for_the_demo(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "MATCH" in proc.stdout and "MISMATCH" not in proc.stdout and "verdict: found" in proc.stdout
     attempts = json.loads(proc.stdout.split("ATTEMPTS ")[1].splitlines()[0])
-    assert not [a for a in attempts if a.split(".")[0] in ("tensorflow", "keras", "onnx", "onnxruntime")], attempts
+    assert not [a for a in attempts if a.split(".")[0] in ("tensorflow", "keras", "onnx", "onnxruntime", "torch")], \
+        attempts
     assert (tmp_path / "demo" / "adversarial-l1-0.png").is_file()
 
 
@@ -111,7 +112,8 @@ def test_demo_extra_holds_the_demo_packages_and_all_holds_demo():
     assert demo == {"mlxtend", "matplotlib"}
     everything = {canonicalize_name(r.name) for r in extra_requirements("all")}
     assert demo <= everything
-    assert not demo & {"tensorflow-cpu", "tensorflow", "cbcbox", "gurobipy", "onnx"}
+    assert not demo & {"tensorflow-cpu", "tensorflow", "cbcbox", "gurobipy", "onnx", "torch"}
+    assert "torch" in everything  # the tests install torch: the PyTorch importer is tested against it
 
 
 # ----------------------------------------------------------------------- the tests' own imports

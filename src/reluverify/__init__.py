@@ -64,6 +64,15 @@ def from_onnx(model, **kwargs) -> Network:
     return _from_onnx(model, **kwargs)
 
 
+def from_torch(model, input_shape=None, **kwargs) -> Network:
+    """Import a PyTorch ``nn.Sequential`` (or a ``.pt``/``.pth`` file: a saved module or TorchScript) as a
+    :class:`Network` (io/torch.py; imports torch lazily, the ``torch`` extra). ``input_shape``: one
+    input's shape without the batch dimension, e.g. ``(1, 28, 28)``."""
+    from .io.torch import from_torch as _from_torch
+
+    return _from_torch(model, input_shape, **kwargs)
+
+
 def from_sklearn(model, **kwargs):
     """Import a fitted scikit-learn tree model (decision tree, random forest, extra trees, gradient
     boosting) as a :class:`TreeEnsemble` (io/sklearn.py; scikit-learn itself is not imported)."""
@@ -105,5 +114,5 @@ __all__ = [
     "MissingDependencyError", "ModelError", "ModelFileError", "Network", "NetworkBlock", "NetworkError", "ReluVerifyError", "SOLVERS",
     "SolveError", "SolveResult", "SolverNotAvailableError", "Status", "UnknownSolverError",
     "UnsupportedLayerError", "add_network", "available_solvers", "blas_threads", "set_blas_threads", "build_inference_model",
-    "compute_bounds", "from_keras", "from_sklearn", "from_xgboost", "from_lightgbm", "TreeEnsemble", "infer", "interval_bounds", "solve",
+    "compute_bounds", "from_keras", "from_torch", "from_sklearn", "from_xgboost", "from_lightgbm", "TreeEnsemble", "infer", "interval_bounds", "solve",
 ]

@@ -1,13 +1,13 @@
 """Importers that turn models of other frameworks into a :class:`reluverify.Network`.
 
 The heavy frameworks are imported lazily: importing :mod:`reluverify` or :mod:`reluverify.io`
-never imports TensorFlow, Keras, onnx or onnxruntime; they are imported only when an importer
-is called.
+never imports TensorFlow, Keras, onnx, onnxruntime or torch; they are imported only when an
+importer is called.
 """
 
 from __future__ import annotations
 
-__all__ = ["from_keras", "from_onnx", "onnxruntime_forward", "read_vnnlib"]
+__all__ = ["from_keras", "from_onnx", "from_torch", "onnxruntime_forward", "read_vnnlib", "torch_forward"]
 
 
 def from_keras(model, name=None):
@@ -51,3 +51,24 @@ def onnxruntime_forward(model, x):
     from .onnx import onnxruntime_forward as _onnxruntime_forward
 
     return _onnxruntime_forward(model, x)
+
+
+def from_torch(model, input_shape=None, *, name=None, check=True):
+    """Convert a PyTorch ``nn.Sequential`` (or a ``.pt``/``.pth`` file) into a ``Network``.
+
+    Thin lazy wrapper around :func:`reluverify.io.torch.from_torch`; see there for what is
+    supported. torch is imported only when this function is called.
+    """
+    from .torch import from_torch as _from_torch
+
+    return _from_torch(model, input_shape, name=name, check=check)
+
+
+def torch_forward(model, x, input_shape):
+    """Run a PyTorch module on one flattened input (or a 2-D batch); float64 output.
+
+    Thin lazy wrapper around :func:`reluverify.io.torch.torch_forward`.
+    """
+    from .torch import torch_forward as _torch_forward
+
+    return _torch_forward(model, x, input_shape)

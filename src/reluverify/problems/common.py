@@ -48,8 +48,9 @@ def check_time(time_limit):
 def resolve_reference(reference, keras_model, network: Network):
     """The source model that must confirm a witness, as a callable ``x -> outputs`` (or None).
 
-    ``reference`` is a Keras model (anything with ``predict``) or a callable; ``keras_model`` is its
-    old name (a DeprecationWarning)."""
+    ``reference`` is a Keras model (anything with ``predict``), a PyTorch ``nn.Module`` (run by
+    :func:`reluverify.io.torch.torch_forward` on the network's ``input_shape``) or a callable;
+    ``keras_model`` is its old name (a DeprecationWarning)."""
     import warnings
 
     from ..check import keras_logits
@@ -62,10 +63,15 @@ def resolve_reference(reference, keras_model, network: Network):
         reference = keras_model
     if reference is None:
         return None
+    from ..io.torch import TorchReference, is_torch_module
+
+    if is_torch_module(reference):  # a PyTorch module (never imports torch itself)
+        return TorchReference(reference, network.input_shape)
     if hasattr(reference, "predict"):
         model = reference
         return lambda x: keras_logits(model, x, network.input_shape)
     if callable(reference):
         return reference
-    raise InputError(f"reference must be the source model (a Keras model or a callable x -> outputs), got "
+    raise InputError(f"reference must be the source model (a Keras model, a PyTorch module or a callable x -> "
+                     f"outputs), got "
                      f"{type(reference).__name__}")

@@ -19,6 +19,7 @@ from ..model import Network
 from ..results import PropertyResult
 from ..spec import Property
 from ..threads import limit_blas
+from .common import resolve_reference
 from .dispatch import by_model
 
 
@@ -42,8 +43,9 @@ def check_property(
     """Decide whether some input in ``prop`` reaches its unsafe set (see :mod:`reluverify.spec`).
 
     ``reference(x) -> y`` re-checks counterexamples with the original model (e.g. onnxruntime via
-    :func:`reluverify.io.onnx.onnxruntime_forward`). ``split``: ``"auto"`` splits input boxes of
-    networks with at most ``SPLIT_MAX_INPUTS`` inputs, ``True``/``False`` force it.
+    :func:`reluverify.io.onnx.onnxruntime_forward`; a Keras model or a PyTorch module is run as it
+    is). ``split``: ``"auto"`` splits input boxes of networks with at most ``SPLIT_MAX_INPUTS``
+    inputs, ``True``/``False`` force it.
     ``bound_method`` is the strategy whose bounds the MILP uses (``"lp"``: symbolic, then LP on
     still-unstable neurons). ``attack=False`` skips the falsification stage (counterexamples then
     come only from splitting or the MILP). ``branch``: ``"auto"`` runs ReLU branch and bound
@@ -51,7 +53,7 @@ def check_property(
     force it. ``tuning``: the engine's speed-ups (:class:`~reluverify.engine.options.Tuning`; for
     ablations). Returns a :class:`~reluverify.results.PropertyResult`.
     """
-    query = Query(network, prop, reference=reference)
+    query = Query(network, prop, reference=resolve_reference(reference, None, network))
     return decide(query, solver=solver, time_limit=time_limit, split=split, bound_method=bound_method,
                   threads=threads, seed=seed, attack=attack, branch=branch,
                   **({} if tuning is None else {"tuning": tuning}))

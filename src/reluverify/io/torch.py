@@ -1,0 +1,563 @@
+"""Import PyTorch ``nn.Sequential`` models as a :class:`~reluverify.Network`.
+
+Public functions: :func:`from_torch` (a module or a ``.pt``/``.pth`` file -> ``Network``),
+:func:`torch_forward` (run the original module on flattened inputs: the reference that re-checks
+witnesses) and :func:`load_torch` (the module in a ``.pt``/``.pth`` file: a whole pickled module or
+a TorchScript module). torch is
+imported inside the functions, never at module import time.
+
+How a model is translated
+-------------------------
+The model is an ``nn.Sequential`` (nested ones are flattened in order; a scripted
+``torch.jit.script`` Sequential reads the same) or one supported module. Its modules are applied,
+in order, to one input of shape ``(1, *input_shape)`` by the affine chain builder of the ONNX
+importer (:class:`reluverify.io.onnx._Chain`), so both importers fold and close layers the same way:
+
+* ``Linear`` (on the last axis, as in PyTorch) is composed into the open affine map; ``Conv2d``
+  (stride, zero padding given as an int, a pair, ``'valid'`` or ``'same'``; bias) opens a
+  convolution, kept as a :class:`~reluverify.model.layers.Conv2D` (never unrolled unless an affine
+  module follows it before any ``ReLU``);
+* ``BatchNorm1d``/``BatchNorm2d`` in eval mode are ``x * s + t`` per channel, folded into the
+  preceding ``Linear``/``Conv2d`` (or into the next one, after a ``ReLU``);
+* ``AvgPool2d`` (and ``AdaptiveAvgPool2d`` where the output size divides the input's) is a
+  convolution with a ``1 / divisor`` kernel per channel: exact where every window divides by the
+  same number (no ``ceil_mode`` partial windows; padding only with ``count_include_pad=True`` or a
+  ``divisor_override``);
+* ``MaxPool2d`` becomes a :class:`~reluverify.model.layers.maxpool.MaxPool2D` layer (when that layer
+  kind is present; dilation 1, no partial ``ceil_mode`` windows);
+* ``ReLU`` closes the open map as a ReLU layer; ``Flatten``/``Unflatten`` relabel the tensor
+  (row-major, PyTorch's channels-first order); ``Dropout`` (eval mode) and ``Identity`` are no-ops;
+  a ``Softmax`` as the very last module is dropped (reluverify reasons about logits).
+
+Anything else (other activations, custom modules with their own ``forward``, grouped or dilated
+convolutions, padding modes other than zeros, modules in training mode where that changes their
+output, forward hooks) raises :class:`~reluverify.errors.UnsupportedLayerError` naming the module.
+After the translation, the network's float64 forward pass is compared with the module's own forward
+pass (a float64 copy) on a few random inputs; a disagreement is a :class:`NetworkError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+import zipfile
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError, ModelFileError, NetworkError, UnsupportedLayerError
+from ..model import Network
+from ..tolerances import INFERENCE_TOLERANCE
+from .onnx import _Chain
+
+__all__ = ["from_torch", "load_torch", "torch_forward"]
+
+SUPPORTED_MODULES = (
+    "nn.Sequential (nested ones are flattened) of Linear; Conv2d (groups 1, dilation 1, padding_mode 'zeros', "
+    "padding int/pair/'valid'/'same'); ReLU; MaxPool2d (dilation 1); AvgPool2d; AdaptiveAvgPool2d (output "
+    "size dividing the input's); Flatten; Unflatten; BatchNorm1d/BatchNorm2d (eval mode, running statistics); "
+    "Dropout/Dropout1d/Dropout2d/AlphaDropout (eval mode) and Identity (no-ops); Softmax as the last module "
+    "(dropped)"
+)
+_OTHER_ROUTE = ("Other models: export them with torch.onnx.export and use rv.from_onnx, or rebuild them as an "
+                "nn.Sequential")
+_DROPOUTS = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
+_KNOWN = ("Sequential", "Linear", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
+          "Unflatten", "BatchNorm1d", "BatchNorm2d", "Identity", "Softmax") + _DROPOUTS
+_NONLINEAR = ("ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
+              "Tanh", "Softplus", "Softsign", "Hardtanh", "Hardsigmoid", "Hardswish", "Tanhshrink", "Softshrink",
+              "Hardshrink", "LogSigmoid", "Threshold", "GLU", "LogSoftmax", "Softmin", "Softmax2d")
+_CHECK_POINTS = 4  # random inputs on which the imported network must reproduce the module
+
+
+# --------------------------------------------------------------------------- torch itself
+def _import_torch():
+    try:
+        import torch  # noqa: PLC0415  (deliberately lazy)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            "reluverify's PyTorch importer needs torch: `pip install 'reluverify[torch]'` (for a CPU-only torch, "
+            "first `pip install torch --index-url https://download.pytorch.org/whl/cpu`); importing it failed: "
+            f"{exc}"
+        ) from exc
+    return torch
+
+
+def is_torch_module(obj) -> bool:
+    """Whether ``obj`` is a ``torch.nn.Module`` (TorchScript modules included), without importing torch:
+    a module can only exist once torch has been imported."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+# --------------------------------------------------------------------------- the modules
+def _kind(torch, m) -> str:
+    """The name of the ``torch.nn`` class whose computation ``m`` performs, or its own class name.
+
+    A scripted module reports the class it was scripted from (``original_name``); a subclass of a
+    supported class counts as that class only when it keeps its ``forward``."""
+    if isinstance(m, torch.jit.ScriptModule):
+        return str(getattr(m, "original_name", type(m).__name__))
+    cls = type(m)
+    for name in _KNOWN:
+        base = getattr(torch.nn, name, None)
+        if base is not None and isinstance(m, base) and cls.forward is base.forward:
+            return name
+    return cls.__name__
+
+
+def _walk(torch, module, prefix: str = ""):
+    """``(label, kind, module)`` of every module the input passes through, nested Sequentials flattened."""
+    kind = _kind(torch, module)
+    if kind == "Sequential":
+        for name, child in module.named_children():
+            yield from _walk(torch, child, f"{prefix}.{name}" if prefix else str(name))
+    else:
+        yield prefix, kind, module
+
+
+def _describe(label: str, kind: str) -> str:
+    return f"{kind} module {label!r}" if label else f"{kind} module (the model itself)"
+
+
+def _unsupported(what: str, reason: str, todo: str = "") -> UnsupportedLayerError:
+    todo = f" {todo.rstrip('.')}." if todo else ""
+    return UnsupportedLayerError(f"PyTorch {what} is not supported: {reason}.{todo} Supported: {SUPPORTED_MODULES}. "
+                                 f"{_OTHER_ROUTE}.")
+
+
+def _attr(m, name: str, what: str):
+    try:
+        return getattr(m, name)
+    except AttributeError:
+        raise _unsupported(what, f"it has no attribute {name!r} (a traced TorchScript module does not keep its "
+                           "layers' settings)", "Script the model with torch.jit.script, or save the nn.Module "
+                           "itself with torch.save(model, path)") from None
+
+
+def _array(torch, t, what: str, name: str) -> np.ndarray | None:
+    if t is None:
+        return None
+    arr = t.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
+    if not np.all(np.isfinite(arr)):
+        raise NetworkError(f"PyTorch {what} has NaN or infinite values in its {name}; fix the model's weights")
+    return arr
+
+
+def _pair(value, what: str, name: str) -> tuple:
+    vals = tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise _unsupported(what, f"{name}={value!r} is not a 2-D setting")
+    return vals
+
+
+def _eval_mode(m, what: str) -> None:
+    if bool(getattr(m, "training", False)):
+        raise UnsupportedLayerError(
+            f"PyTorch {what} is in training mode, where its output depends on the batch (batch statistics, "
+            "random dropout): call model.eval() before rv.from_torch (and before saving it)")
+
+
+def _need_rank(chain: _Chain, ranks: tuple, what: str, expects: str) -> tuple:
+    shape = chain.shape
+    if len(shape) not in ranks:
+        raise InputError(f"PyTorch {what} expects {expects}, but the tensor reaching it has shape {shape[1:]} "
+                         f"(batch dimension left out); check input_shape (the shape of one input, without the "
+                         "batch dimension, e.g. (1, 28, 28) for a 1-channel 28x28 image)")
+    return shape
+
+
+def _out_size(n: int, k: int, s: int, pb: int, pe: int) -> int:
+    return (n + pb + pe - k) // s + 1
+
+
+def _ceil_size(n: int, k: int, s: int, p: int) -> int:
+    """PyTorch's pooling output size with ``ceil_mode=True`` (symmetric padding ``p``)."""
+    out = -(-(n + 2 * p - k) // s) + 1
+    if (out - 1) * s >= n + p:  # the last window must start inside the input or its left padding
+        out -= 1
+    return out
+
+
+def _pool_geometry(m, chain: _Chain, what: str) -> tuple:
+    """``(ks, stride, pads, (ho, wo))`` of a MaxPool2d/AvgPool2d; partial ``ceil_mode`` windows refused."""
+    _need_rank(chain, (4,), what, "an input of shape (C, H, W)")
+    ks = _pair(_attr(m, "kernel_size", what), what, "kernel_size")
+    stride = _attr(m, "stride", what)
+    stride = ks if stride is None or stride == () or stride == [] else _pair(stride, what, "stride")
+    pad = _pair(_attr(m, "padding", what), what, "padding")
+    h, w = chain.shape[2:]
+    out = (_out_size(h, ks[0], stride[0], pad[0], pad[0]), _out_size(w, ks[1], stride[1], pad[1], pad[1]))
+    if bool(_attr(m, "ceil_mode", what)):
+        ceil = (_ceil_size(h, ks[0], stride[0], pad[0]), _ceil_size(w, ks[1], stride[1], pad[1]))
+        if ceil != out:
+            raise _unsupported(what, f"ceil_mode=True adds partial windows at the border here (output {ceil} instead "
+                               f"of {out})", "Use ceil_mode=False, or an input size that the windows tile")
+    if min(out) <= 0:
+        raise InputError(f"PyTorch {what}: its window {ks} does not fit the input {chain.shape[1:]} padded by {pad}")
+    return ks, stride, (pad[0], pad[1], pad[0], pad[1]), out
+
+
+# --------------------------------------------------------------------------- one module each
+def _linear(torch, chain: _Chain, m, what: str) -> None:
+    weight = _array(torch, _attr(m, "weight", what), what, "weight")
+    bias = _array(torch, _attr(m, "bias", what), what, "bias")
+    shape = chain.shape
+    if weight.ndim != 2 or shape[-1] != weight.shape[1]:
+        raise InputError(f"PyTorch {what} takes {weight.shape[1]} features on the last axis, but the tensor reaching "
+                         f"it has shape {shape[1:]} (batch dimension left out); check input_shape, or put an "
+                         "nn.Flatten before it")
+    out = shape[:-1] + (weight.shape[0],)
+    wt = weight.T
+    chain.linear(lambda X: np.matmul(X, wt), bias, out, what)
+
+
+def _conv2d(torch, chain: _Chain, m, what: str) -> None:
+    groups = int(_attr(m, "groups", what))
+    if groups != 1:
+        raise _unsupported(what, f"groups={groups} (a grouped or depthwise convolution) is not encoded",
+                           "Use groups=1 convolutions")
+    dil = _pair(_attr(m, "dilation", what), what, "dilation")
+    if dil != (1, 1):
+        raise _unsupported(what, f"dilation={dil} is not encoded (only dilation 1)")
+    mode = str(_attr(m, "padding_mode", what))
+    if mode != "zeros":
+        raise _unsupported(what, f"padding_mode={mode!r} is not encoded (only zero padding)")
+    kernel = _array(torch, _attr(m, "weight", what), what, "weight")
+    bias = _array(torch, _attr(m, "bias", what), what, "bias")
+    shape = _need_rank(chain, (4,), what, f"an input of shape (C, H, W) with C = {kernel.shape[1]}")
+    if shape[1] != kernel.shape[1]:
+        raise InputError(f"PyTorch {what} takes {kernel.shape[1]} input channels, but the tensor reaching it has "
+                         f"shape {shape[1:]} ({shape[1]} channels; batch dimension left out); check input_shape "
+                         "(channels first: (C, H, W))")
+    kh, kw = kernel.shape[2:]
+    stride = _pair(_attr(m, "stride", what), what, "stride")
+    padding = _attr(m, "padding", what)
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":  # PyTorch: total k - 1 per axis, the odd one at the end
+            th, tw = kh - 1, kw - 1
+            pads = (th // 2, tw // 2, th - th // 2, tw - tw // 2)
+        else:
+            raise _unsupported(what, f"padding={padding!r} is not a PyTorch padding")
+    else:
+        ph, pw = _pair(padding, what, "padding")
+        pads = (ph, pw, ph, pw)
+    h, w = shape[2:]
+    out = (_out_size(h, kh, stride[0], pads[0], pads[2]), _out_size(w, kw, stride[1], pads[1], pads[3]))
+    if min(out) <= 0:
+        raise InputError(f"PyTorch {what}: its kernel {(kh, kw)} does not fit the input {shape[1:]} padded by "
+                         f"{pads}; check input_shape")
+    chain.convolution(kernel, bias, stride, pads, (1, kernel.shape[0], out[0], out[1]), what)
+
+
+def _batch_norm(torch, chain: _Chain, m, kind: str, what: str) -> None:
+    _eval_mode(m, what)
+    ranks, expects = ((2, 3), "an input of shape (C,) or (C, L)") if kind == "BatchNorm1d" else \
+        ((4,), "an input of shape (C, H, W)")
+    shape = _need_rank(chain, ranks, what, expects)
+    mean, var = _attr(m, "running_mean", what), _attr(m, "running_var", what)
+    if mean is None or var is None:
+        raise _unsupported(what, "it has no running statistics (track_running_stats=False): it normalises with "
+                           "each batch's statistics even in eval mode")
+    mean, var = _array(torch, mean, what, "running_mean"), _array(torch, var, what, "running_var")
+    if mean.size != shape[1]:
+        raise InputError(f"PyTorch {what} normalises {mean.size} channels, but the tensor reaching it has shape "
+                         f"{shape[1:]} (batch dimension left out); check input_shape")
+    gamma = _array(torch, _attr(m, "weight", what), what, "weight")
+    beta = _array(torch, _attr(m, "bias", what), what, "bias")
+    gamma = np.ones(mean.size) if gamma is None else gamma
+    beta = np.zeros(mean.size) if beta is None else beta
+    s = gamma / np.sqrt(var + float(_attr(m, "eps", what)))
+    t = beta - mean * s
+    per = (shape[1],) + (1,) * (len(shape) - 2)
+    chain.scale_shift(np.broadcast_to(s.reshape(per), shape).reshape(-1),
+                      np.broadcast_to(t.reshape(per), shape).reshape(-1), what)
+
+
+def _avg_pool(chain: _Chain, m, what: str) -> None:
+    ks, stride, pads, out = _pool_geometry(m, chain, what)
+    divisor = _attr(m, "divisor_override", what)
+    if divisor is None and any(pads) and not bool(_attr(m, "count_include_pad", what)):
+        raise _unsupported(what, f"it pads by {pads[:2]} with count_include_pad=False: border windows divide by "
+                           "fewer entries, which is not a convolution", "Use count_include_pad=True or no padding")
+    chain.average_pool(ks, stride, pads, (1, chain.shape[1], out[0], out[1]), what,
+                       None if divisor is None else float(divisor))
+
+
+def _adaptive_avg_pool(chain: _Chain, m, what: str) -> None:
+    shape = _need_rank(chain, (4,), what, "an input of shape (C, H, W)")
+    h, w = shape[2:]
+    size = _attr(m, "output_size", what)
+    size = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+    oh, ow = (h if size[0] is None else int(size[0])), (w if size[-1] is None else int(size[-1]))
+    if oh <= 0 or ow <= 0 or h % oh or w % ow:
+        raise _unsupported(what, f"output size {(oh, ow)} does not divide the input size {(h, w)}: its windows "
+                           "differ in size", "Use an output size that divides the input's, or AvgPool2d")
+    ks = (h // oh, w // ow)
+    chain.average_pool(ks, ks, (0, 0, 0, 0), (1, shape[1], oh, ow), what)
+
+
+def _max_pool(chain: _Chain, m, what: str) -> None:
+    try:
+        from ..model.layers.maxpool import MaxPool2D  # noqa: PLC0415  (a layer kind added separately)
+    except ImportError:
+        raise _unsupported(what, "max pooling is not encoded in this version of reluverify",
+                           "Use average pooling or strided convolutions") from None
+    if bool(_attr(m, "return_indices", what)):
+        raise _unsupported(what, "return_indices=True returns two tensors")
+    dil = _pair(_attr(m, "dilation", what), what, "dilation")
+    if dil != (1, 1):
+        raise _unsupported(what, f"dilation={dil} is not encoded (only dilation 1)")
+    ks, stride, pads, out = _pool_geometry(m, chain, what)
+    if chain.W is not None or chain.conv is not None or not chain.layers:
+        chain.close("linear")  # the open affine map (or the identity on the input) becomes a layer of its own
+    c, h, w = chain.shape[1:]
+    layer = MaxPool2D(kernel=ks, input_shape=(c, h, w), stride=stride, pads=pads)
+    if layer.n_out != c * out[0] * out[1]:  # pragma: no cover - both follow PyTorch's floor rule
+        raise NetworkError(f"PyTorch {what}: the MaxPool2D layer's output size {layer.n_out} differs from PyTorch's "
+                           f"{(c,) + out}")
+    chain.layers.append(layer)
+    chain.shape = (1, c, out[0], out[1])
+
+
+def _flatten(chain: _Chain, m, what: str) -> None:
+    shape = chain.shape
+    r = len(shape)
+    start, end = int(_attr(m, "start_dim", what)), int(_attr(m, "end_dim", what))
+    start, end = start + r if start < 0 else start, end + r if end < 0 else end
+    if not 0 <= start <= end < r:
+        raise InputError(f"PyTorch {what} (start_dim={start}, end_dim={end}) does not fit the tensor of shape "
+                         f"{shape[1:]} reaching it (batch dimension left out); check input_shape")
+    chain.shape = shape[:start] + (int(np.prod(shape[start:end + 1], dtype=np.int64)),) + shape[end + 1:]
+
+
+def _unflatten(chain: _Chain, m, what: str) -> None:
+    shape = chain.shape
+    dim = int(_attr(m, "dim", what))
+    dim = dim + len(shape) if dim < 0 else dim
+    sizes = [int(v) for v in _attr(m, "unflattened_size", what)]
+    if not 0 <= dim < len(shape):
+        raise InputError(f"PyTorch {what}: dim={dim} is out of range for the tensor of shape {shape[1:]}")
+    if sizes.count(-1) == 1:
+        known = int(np.prod([v for v in sizes if v != -1]))
+        sizes[sizes.index(-1)] = shape[dim] // known if known > 0 else -1
+    if int(np.prod(sizes)) != shape[dim] or min(sizes) <= 0:
+        raise InputError(f"PyTorch {what}: cannot unflatten axis {dim} of size {shape[dim]} into {sizes}; check "
+                         "input_shape")
+    chain.shape = shape[:dim] + tuple(sizes) + shape[dim + 1:]
+
+
+# --------------------------------------------------------------------------- public functions
+def _check_input_shape(input_shape, modules) -> tuple:
+    if input_shape is None:
+        first = next(((k, m) for _, k, m in modules if k not in _DROPOUTS + ("Identity",)), (None, None))
+        if first[0] == "Linear":
+            return (int(_attr(first[1], "weight", "the first Linear module").shape[1]),)
+        raise InputError("rv.from_torch needs input_shape, the shape of one input without the batch dimension "
+                         "(e.g. (1, 28, 28) for 1-channel 28x28 images): it is only implied when the model starts "
+                         "with nn.Linear")
+    shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else input_shape
+    try:
+        shape = tuple(shape)
+        ok = len(shape) >= 1 and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+                                     for d in shape)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise InputError(f"input_shape must be a tuple of positive integers (one input's shape without the batch "
+                         f"dimension, e.g. (1, 28, 28)), got {input_shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def from_torch(model, input_shape=None, *, name: str | None = None, check: bool = True) -> Network:
+    """Convert a PyTorch ``nn.Sequential`` (or one supported module, or a ``.pt``/``.pth`` file read by
+    :func:`load_torch`) into a :class:`~reluverify.Network`.
+
+    ``input_shape``: the shape of one input without the batch dimension (``(1, 28, 28)`` for a
+    1-channel image, ``(784,)`` for a vector); when the model starts with ``nn.Linear`` it defaults
+    to ``(in_features,)``. Inputs are handled flattened row-major, i.e. PyTorch's channels-first
+    order. ``name`` defaults to the model's class name. TorchScript modules made by
+    ``torch.jit.script`` read the same as the modules they were scripted from.
+
+    The supported modules and how they are folded are listed in the module docstring; anything else
+    raises :class:`~reluverify.errors.UnsupportedLayerError` naming the module (its path in the
+    Sequential, e.g. ``'features.3'``). A model in training mode with BatchNorm or Dropout layers is
+    refused (call ``model.eval()``). With ``check=True`` (default) the imported network's float64
+    forward pass must reproduce a float64 copy of the module on a few random inputs (else
+    :class:`~reluverify.errors.NetworkError`). The model is not changed.
+
+    To re-check witnesses with PyTorch itself, pass the module as ``reference=`` to the questions
+    (``rv.verify_robustness(net, x, ..., reference=model)``).
+    """
+    torch = _import_torch()
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        model = load_torch(path)
+        if name is None:
+            base = os.path.basename(path)
+            name = base.rsplit(".", 1)[0] if "." in base else base
+    if not isinstance(model, torch.nn.Module):
+        raise NetworkError(f"rv.from_torch expects a torch.nn.Module (an nn.Sequential) or the path of a .pt/.pth "
+                           f"file, got {type(model).__module__}.{type(model).__name__}")
+    modules = list(_walk(torch, model))
+    if not modules:
+        raise NetworkError("the PyTorch model is an empty nn.Sequential: it has no layers")
+    input_shape = _check_input_shape(input_shape, modules)
+    chain = _Chain((1,) + input_shape)
+    for i, (label, kind, m) in enumerate(modules):
+        what = _describe(label, kind)
+        if getattr(m, "_forward_hooks", None) or getattr(m, "_forward_pre_hooks", None):
+            raise _unsupported(what, "it has forward hooks, which may change its output", "Remove the hooks")
+        if kind == "Linear":
+            _linear(torch, chain, m, what)
+        elif kind == "Conv2d":
+            _conv2d(torch, chain, m, what)
+        elif kind == "ReLU":
+            chain.relu(what)
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
+            _batch_norm(torch, chain, m, kind, what)
+        elif kind == "AvgPool2d":
+            _avg_pool(chain, m, what)
+        elif kind == "AdaptiveAvgPool2d":
+            _adaptive_avg_pool(chain, m, what)
+        elif kind == "MaxPool2d":
+            _max_pool(chain, m, what)
+        elif kind == "Flatten":
+            _flatten(chain, m, what)
+        elif kind == "Unflatten":
+            _unflatten(chain, m, what)
+        elif kind in _DROPOUTS:
+            _eval_mode(m, what)
+            chain.notes.append(f"skipped {what}: the identity in eval mode")
+        elif kind == "Identity":
+            pass
+        elif kind == "Softmax" and i == len(modules) - 1:
+            chain.notes.append(f"dropped the final {what}: reasoning about logits")
+        elif kind in _NONLINEAR or kind == "Softmax":
+            where = " (only as the very last module, where it is dropped)" if kind == "Softmax" else ""
+            raise _unsupported(what, f"{kind} is a non-linear operation{where}; only ReLU is encoded exactly as a "
+                               "MILP", "Retrain the model with ReLU activations")
+        elif kind in ("Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d",
+                      "AvgPool1d", "LazyConv2d", "LazyLinear"):
+            raise _unsupported(what, f"{kind} is not encoded (2-D convolutions and pooling only)")
+        else:
+            raise _unsupported(what, f"reluverify has no encoding of {kind} (a custom module's forward() cannot be "
+                               "read)")
+    net = Network(tuple(chain.finish()), input_shape=input_shape,
+                  name=str(name) if name is not None else type(model).__name__ if not isinstance(
+                      model, torch.jit.ScriptModule) else str(getattr(model, "original_name", "torchscript")),
+                  notes=tuple(chain.notes))
+    if check:
+        _check_against(torch, model, net)
+    return net
+
+
+def _float64_copy(torch, model):
+    """A float64 copy of ``model`` on the CPU (the model itself is left as it is), or None."""
+    try:
+        with warnings.catch_warnings():  # torch's notes on copying scripted modules
+            warnings.simplefilter("ignore")
+            return copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
+    except Exception:  # a module that cannot be copied: the check runs in its own precision
+        return None
+
+
+def _check_against(torch, model, net: Network) -> None:
+    """The imported network must reproduce the module (a float64 copy) on random inputs."""
+    twin = _float64_copy(torch, model)
+    if twin is None:
+        object.__setattr__(net, "notes", net.notes + (
+            "not cross-checked against PyTorch's forward pass: the module could not be copied to float64",))
+        return
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, size=(_CHECK_POINTS, net.n_inputs))
+    expected = torch_forward(twin, x, net.input_shape)
+    got = net.forward(x)
+    if expected.shape != got.shape:
+        raise NetworkError(f"the imported network has {got.shape[1]} outputs but the PyTorch model gives "
+                           f"{expected.shape[1]} values per input; {_OTHER_ROUTE}")
+    err = float(np.max(np.abs(expected - got)))
+    if not err <= INFERENCE_TOLERANCE * (1.0 + float(np.max(np.abs(expected)))):
+        raise NetworkError(f"the imported network differs from the PyTorch model's own forward pass by {err:.3g} on "
+                           "random inputs (float64): some module does not compute what its class name says (a "
+                           f"subclass, a hook, a scripted module with a changed forward?). {_OTHER_ROUTE}")
+
+
+def torch_forward(model, x, input_shape) -> np.ndarray:
+    """Run the PyTorch ``model`` (eval mode, no gradients, in its own dtype and device) on one flattened
+    input (shape ``(n,)``, result ``(n_outputs,)``) or a batch of flattened inputs (``(batch, n)``,
+    result ``(batch, n_outputs)``); ``input_shape`` is one input's shape; outputs as float64."""
+    torch = _import_torch()
+    arr = np.asarray(x, dtype=np.float64)
+    shape = tuple(int(d) for d in input_shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    if arr.ndim == 2 and arr.shape[1] == n:
+        single = False
+    elif arr.size == n:
+        single = True
+    else:
+        raise InputError(f"input of shape {arr.shape} does not fit the PyTorch model's input shape {shape} "
+                         f"({n} values); pass one flattened input or a 2-D batch of flattened inputs")
+    batch = arr.reshape((-1,) + shape)
+    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device = param.device if param is not None else "cpu"
+    with torch.no_grad():
+        out = model(torch.as_tensor(batch, dtype=dtype, device=device))
+    out = out.detach().to(device="cpu", dtype=torch.float64).numpy().reshape(batch.shape[0], -1)
+    return out[0] if single else out
+
+
+class TorchReference:
+    """The PyTorch module as a picklable callable ``x -> outputs`` (float64), for witness re-checks."""
+
+    def __init__(self, model, input_shape):
+        self.model = model
+        self.input_shape = tuple(input_shape)
+
+    def __call__(self, x) -> np.ndarray:
+        return torch_forward(self.model, x, self.input_shape)
+
+
+def load_torch(path):
+    """The ``nn.Module`` stored in a ``.pt``/``.pth`` file: a whole module saved with ``torch.save(model,
+    path)`` (a pickle: load only files you trust; the module's classes must be importable) or a
+    TorchScript module (``torch.jit.save``). A file holding only a ``state_dict`` (weights without the
+    architecture) is a :class:`~reluverify.errors.ModelFileError` saying what to do instead."""
+    torch = _import_torch()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"PyTorch model file {path!r} does not exist; check the path")
+    scripted = False
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                scripted = any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+        except (OSError, zipfile.BadZipFile):
+            scripted = False
+    try:
+        if scripted:
+            obj = torch.jit.load(path, map_location="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ModelFileError(f"PyTorch model file {path!r} could not be loaded ({type(exc).__name__}: {exc}); it must "
+                             "hold a whole module (torch.save(model, path), with the module's classes importable) "
+                             "or a TorchScript module (torch.jit.save)") from exc
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, dict):
+        keys = list(obj)
+        shown = ", ".join(map(repr, keys[:4])) + (" ..." if len(keys) > 4 else "")
+        raise ModelFileError(
+            f"PyTorch model file {path!r} holds a dict ({shown}), probably a state_dict: weights without the "
+            "architecture, which reluverify cannot rebuild. Save the whole model instead (torch.save(model, path), "
+            "or torch.jit.save(torch.jit.script(model), path)), or build the nn.Sequential in Python, call "
+            "model.load_state_dict(torch.load(path)) and rv.from_torch(model, input_shape)")
+    raise ModelFileError(f"PyTorch model file {path!r} holds a {type(obj).__module__}.{type(obj).__name__}, not an "
+                         "nn.Module; save the model with torch.save(model, path)")
