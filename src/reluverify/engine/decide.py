@@ -27,13 +27,14 @@ import time
 
 import numpy as np
 
-from ..bounds import LPBounds, OptimisedBounds, compute_bounds, get_strategy
+from ..bounds import LPBounds, OptimisedBounds, get_strategy
 from ..check import solver_proof
 from ..errors import InputError
 from ..results import PropertyResult, PropertyVerdict, Status
 from ..solvers import _check_name
 from ..spec import Region
 from ..solvers import DEFAULT_SOLVER
+from ..threads import limit_blas
 from ..tolerances import DEFAULT_MARGIN, DEFAULT_TIME_LIMIT, MARGIN_GROWTH, VERIFY_SLACK, WITNESS_RETRIES
 from .common import Clock
 from .falsify import ATTACK_SAMPLES, ATTACK_STARTS, falsify
@@ -57,6 +58,7 @@ PORTFOLIO_MIN_S = 5.0
 PORTFOLIO_DELAY_S = 2.0  # the race starts only when branching has not decided within this (easy queries pay nothing)
 
 
+@limit_blas
 def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | None = DEFAULT_TIME_LIMIT, split: str | bool = "auto",
            bound_method: str = "lp", threads: int | None = None, seed: int = 0, attack: bool = True,
            branch: str | bool = "auto", screen: str = "symbolic", tuning: Tuning = DEFAULT_TUNING) -> PropertyResult:
@@ -111,16 +113,26 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
     t0 = time.perf_counter()
     bounds_cache: dict = {}
 
-    def region_bounds(region: Region, method: str):
-        key = (region.lower.tobytes(), region.upper.tobytes(), method)
+    def region_bounds(region: Region, method: str, refine: bool = False):
+        """``method``'s bounds over the region's input set (cached); ``refine``: starting from the
+        tightest bounds already computed for that set (the branching stage's optimised ones, else
+        the screen's), so that the MILP's bounds are never looser than any the engine has."""
+        box = (region.lower.tobytes(), region.upper.tobytes())
+        key = (*box, method, refine)
         if key not in bounds_cache:
+            initial = None
+            if refine:
+                initial = bounds_cache.get((*box, "optimised", False), bounds_cache.get((*box, screen, False)))
+                if initial is not None and initial.method == method:
+                    bounds_cache[key] = initial
+                    return initial
             strategy = method
             if method == "lp":  # LP tightening gets a share of the time left, never all of it
                 strategy = LPBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()))
             elif method == "optimised":
                 strategy = OptimisedBounds(time_limit=max(0.5, LP_TIME_SHARE * deadline.remaining()),
                                            leave_out_inactive=tuning.leave_out_inactive)
-            bounds_cache[key] = compute_bounds(network, query.bound_domain(region), strategy)
+            bounds_cache[key] = get_strategy(strategy).compute(network, query.bound_domain(region), initial)
         return bounds_cache[key]
 
     remaining = []
@@ -333,7 +345,7 @@ def _milp_stage(network, prop, proof, remaining, region_bounds, bound_method, pr
         if deadline.expired():
             timed_out = True
             break
-        bounds = region_bounds(region, bound_method)
+        bounds = region_bounds(region, bound_method, refine=True)
         if region.n_rows and np.any(region_rows_lb(network, bounds, region) > region.b):
             continue
         left = deadline.remaining()
