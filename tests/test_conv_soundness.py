@@ -6,8 +6,11 @@ around the exact one, max_confidence.
 
 Networks: a 1x4x4 (or 2x4x4) input, one or two Conv2D layers (2 channels, kernels 2-3, strides
 1-2, zero padding 0-1, Gaussian or quantised kernels), ReLU, then a dense ReLU layer (sometimes)
-and 2-3 logits. A few examples run by default; ``pytest -m slow`` runs
-``$RELUVERIFY_CONV_SOUNDNESS_CASES`` (default 200).
+and 2-3 logits. Max-pooling networks: a conv layer (ReLU or linear) then a MaxPool2D (windows
+1-3 by 1-3, strides 1-2, padding 0-1; sometimes a pooling of the input first), a dense ReLU layer
+(sometimes) and 2-3 logits, small enough for the oracle to enumerate every ReLU sign and every
+window's winner. A few examples of each run by default; ``pytest -m slow`` runs
+``$RELUVERIFY_CONV_SOUNDNESS_CASES`` (default 200) of each.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pytest
 
 import oracle
 from reluverify import Network
-from reluverify.model.layers import Conv2D, Dense
+from reluverify.model.layers import Conv2D, Dense, MaxPool2D
 from test_soundness_differential import (
     EPS_FACTORS,
     Case,
@@ -31,6 +34,7 @@ from test_soundness_differential import (
 )
 
 FAST_CASES = 5
+POOL_FAST_CASES = 15  # max-pooling networks (about 0.2 s each)
 SLOW_CASES = int(os.environ.get("RELUVERIFY_CONV_SOUNDNESS_CASES", "200"))
 
 
@@ -74,6 +78,66 @@ def _draw_cnn(rng: np.random.Generator) -> Network:
     return Network(tuple(layers), input_shape=(c_in, 4, 4))
 
 
+MAX_POOL_CHOICES = 10.0  # ReLUs + sum over windows of log2(entries): the oracle's tree stays small
+
+
+def tiny_pool_cnn(rng: np.random.Generator) -> Network:
+    while True:
+        net = _draw_pool_cnn(rng)
+        relus = sum(L.n_nonlinear for L in net.layers if not isinstance(L, MaxPool2D))
+        windows = sum(np.log2(w.size).sum() for L in net.layers if isinstance(L, MaxPool2D)
+                      for w in oracle.max_windows(L))
+        if relus + windows <= MAX_POOL_CHOICES:
+            return net
+
+
+def _draw_pool(rng: np.random.Generator, shape: tuple) -> MaxPool2D | None:
+    for _ in range(20):
+        kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+        if kh * kw == 1:
+            continue
+        stride = tuple(int(v) for v in rng.integers(1, 3, 2))
+        pads = tuple(int(rng.integers(0, 2)) if k > 1 else 0 for k in (kh, kw, kh, kw))
+        if shape[1] + pads[0] + pads[2] >= kh and shape[2] + pads[1] + pads[3] >= kw:
+            return MaxPool2D((kh, kw), shape, stride, pads)
+    return None
+
+
+def _draw_pool_cnn(rng: np.random.Generator) -> Network:
+    c_in = int(rng.integers(1, 3))
+    quantised = rng.random() < 0.3
+    layers, shape = [], (c_in, 4, 4)
+    if rng.random() < 0.2:  # a pooling of the input itself
+        pool = _draw_pool(rng, shape)
+        if pool is not None:
+            layers.append(pool)
+            shape = pool.output_shape
+    while True:
+        k = int(rng.integers(1, 4))
+        stride = int(rng.integers(1, 3))
+        pad = int(rng.integers(0, 2))
+        if (shape[1] + 2 * pad - k) // stride + 1 >= 1 and (shape[2] + 2 * pad - k) // stride + 1 >= 1:
+            break
+    K = rng.normal(0, 1 / np.sqrt(shape[0] * k * k), (2, shape[0], k, k))
+    b = rng.normal(0, 0.2, 2)
+    if quantised:  # ties, zero taps
+        K, b = np.round(2 * K) / 2, np.round(4 * b) / 4
+    conv = Conv2D(K, b, shape, stride, pad, "relu" if rng.random() < 0.7 else "linear")
+    layers.append(conv)
+    shape = conv.output_shape
+    pool = _draw_pool(rng, shape)
+    if pool is not None:
+        layers.append(pool)
+        shape = pool.output_shape
+    n = layers[-1].n_out
+    if rng.random() < 0.5:
+        layers.append(Dense(rng.normal(0, 1 / np.sqrt(n), (3, n)), rng.normal(0, 0.2, 3), "relu"))
+        n = 3
+    classes = int(rng.integers(2, 4))
+    layers.append(Dense(rng.normal(0, 1 / np.sqrt(n), (classes, n)), rng.normal(0, 0.3, classes), "linear"))
+    return Network(tuple(layers), input_shape=(c_in, 4, 4))
+
+
 def shift_last_bias(rng, net: Network, x: np.ndarray) -> Network:
     """Raise one wrong logit's bias so that it wins somewhere in the box but not at ``x``."""
     c = int(np.argmax(net.forward(x)))
@@ -92,12 +156,12 @@ def shift_last_bias(rng, net: Network, x: np.ndarray) -> Network:
     return net
 
 
-def run_cases(n: int, seed: int) -> Counter:
+def run_cases(n: int, seed: int, draw=tiny_cnn) -> Counter:
     stats = Counter()
     rng0 = np.random.default_rng(seed)
     for _ in range(n):
         rng = np.random.default_rng(int(rng0.integers(2**32)))
-        net = tiny_cnn(rng)
+        net = draw(rng)
         x = rng.integers(0, 5, net.n_inputs) / 4.0 if rng.random() < 0.3 else rng.random(net.n_inputs)
         net = shift_last_bias(rng, net, x)
         c = int(np.argmax(net.forward(x)))
@@ -140,6 +204,34 @@ def test_conv_differential_fast(record_property):
 @pytest.mark.slow
 def test_conv_differential_slow(record_property):
     stats = run_cases(SLOW_CASES, seed=1515)
+    record_property("soundness", dict(stats))
+    assert stats["examples"] == SLOW_CASES
+    assert stats["verify_robust"] >= SLOW_CASES // 20 and stats["verify_not_robust"] >= SLOW_CASES // 10, stats
+    assert stats["verify_unknown_avoidable"] <= max(2, SLOW_CASES // 50), stats
+
+
+def test_oracle_windows_are_the_pooling_forward_pass():
+    """The oracle's own windows (from the definition) reproduce the MaxPool2D layer's output."""
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        net = tiny_pool_cnn(rng)
+        for L in net.layers:
+            if isinstance(L, MaxPool2D):
+                h = rng.normal(size=(5, L.n_in))
+                want = np.stack([h[:, w].max(axis=1) for w in oracle.max_windows(L)], axis=1)
+                np.testing.assert_array_equal(L.forward(h), want)
+
+
+def test_maxpool_differential_fast(record_property):
+    stats = run_cases(POOL_FAST_CASES, seed=16, draw=tiny_pool_cnn)
+    record_property("soundness", dict(stats))
+    assert stats["examples"] == POOL_FAST_CASES
+    assert stats["md_found"] >= 1 and stats["md_robust"] >= 1 and stats["verify_cases"] == POOL_FAST_CASES, stats
+
+
+@pytest.mark.slow
+def test_maxpool_differential_slow(record_property):
+    stats = run_cases(SLOW_CASES, seed=1616, draw=tiny_pool_cnn)
     record_property("soundness", dict(stats))
     assert stats["examples"] == SLOW_CASES
     assert stats["verify_robust"] >= SLOW_CASES // 20 and stats["verify_not_robust"] >= SLOW_CASES // 10, stats
