@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import reluverify as rv  # noqa: E402
 from reluverify.errors import InputError, UnsupportedLayerError  # noqa: E402
 from reluverify.io.onnx import onnxruntime_forward  # noqa: E402
-from reluverify.model.layers import Conv2D, Dense  # noqa: E402
+from reluverify.model.layers import Conv2D, Dense, MaxPool2D  # noqa: E402
 
 from conftest import BENCHMARKS, needs_benchmarks  # noqa: E402
 
@@ -296,13 +296,85 @@ def test_average_pooling_is_a_convolution(op, attrs):
     ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]), "count_include_pad"),
     ("AveragePool", dict(kernel_shape=[2, 2], pads=[-1, 0, 0, 0], count_include_pad=1), "pads"),
     ("AveragePool", dict(kernel_shape=[9, 9]), "does not fit"),
-    ("MaxPool", dict(kernel_shape=[2, 2]), "max pooling"),
-    ("GlobalMaxPool", {}, "max pooling"),
+    ("MaxPool", dict(kernel_shape=[2, 2], ceil_mode=1), "ceil_mode"),
+    ("MaxPool", dict(kernel_shape=[2, 2], dilations=[2, 2]), "dilations"),
+    ("MaxPool", dict(kernel_shape=[2, 2], pads=[2, 0, 0, 0]), "smaller than the window"),
+    ("MaxPool", dict(kernel_shape=[2, 2, 2]), "kernel_shape"),
+    ("MaxPool", dict(kernel_shape=[9, 9]), "does not fit"),
+    ("LpPool", dict(kernel_shape=[2, 2]), "LpPool is not encoded"),
 ])
 def test_hostile_pools_raise_typed_errors_naming_the_node(op, attrs, match):
     with pytest.raises(UnsupportedLayerError, match=match) as info:
         rv.from_onnx(_pool_model(op, attrs))
     assert "the_pool" in str(info.value)
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+    ("MaxPool", dict(kernel_shape=[2, 2])),  # ONNX's default stride is 1
+    ("MaxPool", dict(kernel_shape=[3, 2], strides=[1, 2], pads=[1, 0, 2, 1])),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
+    ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 1], auto_pad="SAME_LOWER")),
+    ("MaxPool", dict(kernel_shape=[2, 2], auto_pad="VALID", storage_order=1)),
+    ("GlobalMaxPool", {}),
+])
+def test_max_pooling_matches_onnxruntime(op, attrs):
+    model = _pool_model(op, attrs)
+    net = rv.from_onnx(model)
+    assert [type(layer) for layer in net.layers] == [Conv2D, MaxPool2D, Dense]
+    x = np.random.default_rng(1).uniform(-1, 1, (10, 72)).astype(np.float32).astype(np.float64)
+    ref = onnxruntime_forward(model, x)
+    assert np.max(np.abs(net.forward(x) - ref)) <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+def _pool_relu_model(order: str, one_d: bool = False, seed: int = 0):
+    """Conv, then ``order`` (e.g. "pool relu": a Relu after the pooling), Flatten, Gemm."""
+    g = G(np.random.default_rng(seed), dyadic=True)
+    shape = [1, 2, 7] if one_d else [1, 2, 6, 6]
+    k = [3] if one_d else [3, 3]
+    c = g.node("Conv", ["x", g.rand(3, 2, *k, scale=0.5), g.rand(3, scale=0.2)])
+    for op in order.split():
+        if op == "pool":
+            c = g.node("MaxPool", [c], kernel_shape=[2] * len(k), strides=[1] * len(k), pads=[1] * (2 * len(k)))
+        elif op == "relu":
+            c = g.node("Relu", [c])
+    f = g.node("Flatten", [c])
+    n = int(np.prod(output_shape(g.model(shape, f), shape)))
+    g.nodes[-1].output[0] = f
+    g.node("Gemm", [f, g.rand(3, n, scale=0.5)], transB=1)
+    return g.model(shape, "y"), int(np.prod(shape))
+
+
+@pytest.mark.parametrize("order, kinds, note", [
+    ("relu pool", [Conv2D, MaxPool2D, Dense], None),
+    ("pool relu", [Conv2D, MaxPool2D, Dense], "moved"),
+    ("relu pool relu", [Conv2D, MaxPool2D, Dense], "skipped"),
+    ("pool", [Conv2D, MaxPool2D, Dense], "kept the map"),
+])
+def test_relu_after_a_max_pooling_and_one_d_pooling(order, kinds, note):
+    for one_d in (False, True):
+        model, n = _pool_relu_model(order, one_d)
+        net = rv.from_onnx(model)
+        assert [type(layer) for layer in net.layers] == kinds, net
+        assert net.layers[0].activation == ("linear" if order == "pool" else "relu")
+        if one_d:
+            assert net.layers[1].kernel == (1, 2) and net.layers[1].input_shape[1] == 1
+        if note:
+            assert any(note in t for t in net.notes), net.notes
+        x = np.round(16 * np.random.default_rng(2).uniform(-1, 1, (20, n))) / 16
+        ref = onnxruntime_forward(model, x)
+        assert np.std(ref) > 1e-3
+        assert np.max(np.abs(net.forward(x) - ref)) <= 1e-6 * max(1.0, np.abs(ref).max())
+
+
+def test_max_pooling_with_its_indices_used_is_refused():
+    g = G(np.random.default_rng(0))
+    c = g.node("Relu", ["x"])
+    g.nodes.append(helper.make_node("MaxPool", [c], ["p", "idx"], name="pool_with_indices", kernel_shape=[2, 2]))
+    g.nodes.append(helper.make_node("Flatten", ["p"], ["y"]))
+    with pytest.raises(UnsupportedLayerError, match="Indices") as info:
+        rv.from_onnx(g.model([1, 1, 4, 4], "y"))
+    assert "pool_with_indices" in str(info.value)
 
 
 def test_other_convolution_ops_are_refused_by_name():

@@ -41,8 +41,13 @@ Other affine ops between a convolution and the next ``Relu`` unroll it into a de
 A zero ``Pad`` right before a ``Conv`` becomes its padding (elsewhere, a gather with zero rows).
 ``AveragePool`` and ``GlobalAveragePool`` are convolutions with a ``1 / (kh kw)`` kernel on each
 channel (refused where border windows would divide by fewer entries, or with ``ceil_mode``).
+``MaxPool`` (2-D, or 1-D as height 1; explicit ``pads`` or ``auto_pad``; ``ceil_mode`` 0, dilation 1,
+no ``Indices`` output) and ``GlobalMaxPool`` become a :class:`~reluverify.model.layers.MaxPool2D`
+layer (an open affine map before it is closed as a linear layer). A ``Relu`` right after a pooling
+whose input is a linear layer's output is moved before the pooling (``relu(max z) = max relu(z)``),
+and dropped after a pooling of a ReLU's outputs (noted).
 
-Anything else -- max pooling, other activations, a hidden ``Softmax``, branches and skip connections
+Anything else -- other reductions, other activations, a hidden ``Softmax``, branches and skip connections
 (a tensor read by two nodes), several graph inputs or outputs -- raises
 :class:`~reluverify.errors.UnsupportedLayerError` naming the node.
 """
@@ -54,6 +59,7 @@ import hashlib
 import os
 import zlib
 from collections import OrderedDict, defaultdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -66,7 +72,7 @@ from ..errors import (
     UnsupportedLayerError,
 )
 from ..model import Network
-from ..model.layers import Conv2D, Dense
+from ..model.layers import Conv2D, Dense, MaxPool2D
 
 __all__ = ["from_onnx", "onnxruntime_forward"]
 
@@ -74,7 +80,8 @@ SUPPORTED_OPS = (
     "Gemm (any alpha/beta/transA/transB, optional C); MatMul with a constant operand; "
     "Add/Sub/Mul/Div with a constant (ONNX broadcasting); BatchNormalization (inference mode); "
     "Conv (1-D/2-D, group 1, dilation 1, explicit pads or auto_pad); Pad (constant 0); AveragePool (ceil_mode 0, no "
-    "padding or count_include_pad=1) and GlobalAveragePool (as convolutions); "
+    "padding or count_include_pad=1) and GlobalAveragePool (as convolutions); MaxPool (1-D/2-D, ceil_mode 0, "
+    "dilation 1) and GlobalMaxPool; "
     "Relu; Flatten; Reshape; Transpose; Squeeze; Unsqueeze; Identity; Dropout (inference mode); "
     "Cast to float/double; Softmax as the very last node (dropped); Constant nodes, initializers "
     "and any node computed from constants only (e.g. Shape/Gather/Concat feeding a Reshape)"
@@ -201,9 +208,8 @@ def _reason_for(op: str) -> tuple:
         )
     if op in _POOLING:
         return (
-            "max pooling and reductions are not encoded yet (max-pooling is not affine; AveragePool "
-            "and GlobalAveragePool are)",
-            "Use average pooling or strided convolutions instead",
+            f"{op} is not encoded (MaxPool, GlobalMaxPool, AveragePool and GlobalAveragePool are)",
+            "Use max or average pooling, or strided convolutions, instead",
         )
     if op in _NONLINEAR:
         return (
@@ -431,6 +437,33 @@ class _Chain:
         if foldable:
             self.pad_info = ((begin[2], begin[3], end[2], end[3]), before)
 
+    # ---- max pooling
+    def max_pool(self, layer: MaxPool2D, out_shape: tuple, label: str) -> None:
+        """Append a max pooling of the current tensor; an open map before it becomes a linear layer."""
+        if self.W is not None or self.conv is not None:
+            self.close("linear")
+            self.notes.append(f"kept the map before {label} as a linear layer")
+        self.pad_info = None
+        self.layers.append(layer)
+        self.weight_ops, self.pending = [], []
+        self.shape = tuple(out_shape)
+
+    def _relu_after_pool(self, label: str) -> bool:
+        """A Relu right after a pooling: dropped when the pooling reads a ReLU's outputs, moved before
+        the pooling onto a linear layer (``relu(max z) = max relu(z)``); False when neither applies."""
+        if len(self.layers) < 2 or not isinstance(self.layers[-1], MaxPool2D):
+            return False
+        before = self.layers[-2]
+        if before.nonnegative:
+            self.notes.append(f"skipped {label}: the pooling before it reads a Relu's outputs (already >= 0)")
+            return True
+        if isinstance(before, (Dense, Conv2D)) and before.activation == "linear":
+            self.layers[-2] = replace(before, activation="relu")
+            self.notes.append(f"moved {label} before the max pooling onto the linear layer it reads "
+                              "(relu(max z) = max relu(z))")
+            return True
+        return False
+
     # ---- activations / closing
     def close(self, activation: str) -> None:
         self.pad_info = None
@@ -451,6 +484,8 @@ class _Chain:
 
     def relu(self, label: str) -> None:
         if self.W is None and self.conv is None:
+            if self._relu_after_pool(label):
+                return
             if self.layers and self.layers[-1].nonnegative:  # relu(x) = x on a ReLU's output
                 self.notes.append(f"skipped {label}: it follows another Relu (relu(relu(x)) = relu(x))")
                 return
@@ -465,7 +500,7 @@ class _Chain:
             if self.W is None and self.conv is None:
                 self.notes.append("the graph computes no affine map; the network is one identity layer")
             self.close("linear")
-        else:
+        elif not isinstance(self.layers[-1], MaxPool2D):
             self.notes.append("the graph ends with a Relu: the last layer has activation 'relu'")
         return self.layers
 
@@ -900,6 +935,8 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
         chain.zero_pad(pads, label)
     elif op in ("AveragePool", "GlobalAveragePool"):
         _average_pool(chain, idx, node, a, label)
+    elif op in ("MaxPool", "GlobalMaxPool"):
+        _max_pool(chain, idx, node, a, label)
     elif op == "Softmax" and node.output[0] == out_name:
         chain.notes.append(f"dropped the final {label}: reasoning about logits")
     else:
@@ -1006,6 +1043,45 @@ def _average_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
     if min(out) <= 0:
         raise _unsupported(idx, node, f"its window {ks} does not fit the input {shape} padded by {pads}")
     chain.average_pool(tuple(ks), tuple(strides), tuple(pads), (1, c, out[0], out[1]), label)
+
+
+def _max_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
+    """``MaxPool`` / ``GlobalMaxPool`` on N x C x H x W (or N x C x L, as height 1): a
+    :class:`~reluverify.model.layers.MaxPool2D` (padding never wins, as in ONNX)."""
+    shape = chain.shape
+    if len(shape) not in (3, 4) or shape[0] != 1:
+        raise _unsupported(idx, node, f"it pools a tensor of shape {shape}; only N x C x L and N x C x H x W with "
+                           "batch 1 are encoded")
+    if any(o for o in node.output[1:]):
+        raise _unsupported(idx, node, "its Indices output is used", "Export the model without max-unpooling")
+    dims = len(shape) - 2
+    size = list(shape[2:])
+    if node.op_type == "GlobalMaxPool":
+        ks, strides, pads = size, [1] * dims, [0] * (2 * dims)
+    else:
+        if int(a.get("ceil_mode", 0)):
+            raise _unsupported(idx, node, "ceil_mode=1 (partial windows at the border) is not encoded",
+                               "Export with ceil_mode=0")
+        dil = [int(d) for d in a.get("dilations", [1] * dims)]
+        if any(d != 1 for d in dil):
+            raise _unsupported(idx, node, f"dilations={dil} are not encoded (only dilation 1)")
+        ks = [int(k) for k in a.get("kernel_shape", [])]
+        if len(ks) != dims or min(ks) <= 0:
+            raise _unsupported(idx, node, f"kernel_shape={ks} is invalid for a {dims}-D pool")
+        strides = [int(v) for v in a.get("strides", [1] * dims)]
+        if len(strides) != dims or min(strides) <= 0:
+            raise _unsupported(idx, node, f"strides={strides} are invalid")
+        pads = _spatial_pads(idx, node, a, size, ks, strides)
+    if dims == 1:  # (C, L) as (C, 1, L)
+        size, ks, strides, pads = [1] + size, [1] + ks, [1] + strides, [0, pads[0], 0, pads[1]]
+    out = [(n_ + pb + pe - k_) // s_ + 1 for n_, k_, s_, pb, pe in zip(size, ks, strides, pads[:2], pads[2:])]
+    if min(out) <= 0:
+        raise _unsupported(idx, node, f"its window {ks} does not fit the input {shape} padded by {pads}")
+    try:
+        layer = MaxPool2D(tuple(ks), (shape[1], size[0], size[1]), tuple(strides), tuple(pads))
+    except NetworkError as exc:
+        raise _unsupported(idx, node, str(exc).rstrip(".")) from None
+    chain.max_pool(layer, (1, shape[1], out[1]) if dims == 1 else (1, shape[1], out[0], out[1]), label)
 
 
 def _input_normalisation(chain: _Chain, input_shape: tuple, mean, std) -> None:
