@@ -347,3 +347,29 @@ def test_check_property_takes_the_torch_module_as_reference():
             out[:, 1 - win] = 10.0
             return out
     assert str(rv.check_property(net, prop, reference=Other(), time_limit=2).verdict) != "sat"  # unknown/timeout
+
+
+@needs_torch
+def test_evaluate_command_reads_pt_files(tmp_path, capsys):
+    from reluverify.cli import main
+
+    model, shape = random_cnn(2)
+    model = model.float()
+    torch.save(model, tmp_path / "cnn.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    X = np.random.default_rng(3).random((3,) + shape[1:] if shape[0] == 1 else (3,) + shape)
+    y = np.argmax(torch_forward(model, X.reshape(3, -1), shape), axis=1)  # the model's own classes
+    np.savez(tmp_path / "data.npz", x_test=X, y_test=y)
+    argv = ["evaluate", str(tmp_path / "cnn.pt"), "--data", str(tmp_path / "data.npz"), "--eps", "0.001",
+            "--workers", "1", "--quiet", "--time-limit", "30"]
+    assert main(argv + ["--input-shape", ",".join(map(str, shape))]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.001 | 3 |" in out
+    assert main(argv) == 2  # a convolutional model: the shape of one input is needed
+    assert "--input-shape" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "weights.pt"), "--eps", "0.1", "--input-shape", "1,6,6"]) == 2
+    assert "state_dict" in capsys.readouterr().err
+    assert main(["evaluate", "seed", "--eps", "0.1", "--input-shape", "1,28,28"]) == 2
+    assert "--input-shape is for PyTorch" in capsys.readouterr().err
+    assert main(argv + ["--input-shape", "1,x"]) == 2
+    assert "positive integers" in capsys.readouterr().err

