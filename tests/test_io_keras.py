@@ -395,8 +395,9 @@ def _subclassed():
 
 
 UNSUPPORTED = {
-    "conv2d": (lambda: keras.Sequential([keras.Input((6, 6, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(2)]),
-               ["'conv'", "Conv2D", "from_onnx"]),
+    "conv2d-dilated": (lambda: keras.Sequential([keras.Input((6, 6, 1)), L.Conv2D(2, 2, dilation_rate=2, name="conv"),
+                                                 L.Flatten(), L.Dense(2)]),
+                       ["'conv'", "Conv2D", "dilation_rate"]),
     "sigmoid": (lambda: _seq((4,), [L.Dense(3, activation="sigmoid", name="sig_dense"), L.Dense(1)]),
                 ["'sig_dense'", "Dense", "sigmoid"]),
     "final-sigmoid": (lambda: _seq((4,), [L.Dense(1, activation="sigmoid", name="sig_out")]),
