@@ -55,7 +55,7 @@ def _keras_seq(shape, layers):
 def keras_conv2d():
     keras = _keras()
     L = keras.layers
-    return _from_keras(keras.Sequential([keras.Input((6, 6, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(2)]))
+    return _from_keras(keras.Sequential([keras.Input((6, 6, 1)), L.Conv2D(2, 2, dilation_rate=2, name="conv"), L.Flatten(), L.Dense(2)]))
 
 
 def keras_sigmoid():
