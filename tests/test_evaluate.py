@@ -314,3 +314,31 @@ def test_convolutional_networks_get_the_batched_stages():
         one = rv.verify_robustness(net, X[r["sample"]], r["eps"], label=int(y[r["sample"]]), time_limit=20)
         if "unknown" not in (str(one.verdict), r["verdict"]):
             assert str(one.verdict) == r["verdict"], r
+
+
+def test_guided_attack_starts_where_the_bounds_point_and_stays_in_the_box(data):
+    """The bounds leave guides exactly for the wrong classes they do not rule out of the queries they
+    do not prove; the guided descents stay in each query's box, report the excess of the point they
+    return, and every point they call a candidate that passes the engine's check changes the class."""
+    from reluverify.evaluate.stages import bounds_batch, check_witness, guided_attack, query_for
+
+    net, X, y = data
+    X = X.reshape(len(X), -1)
+    keep = net.predict_class(X) == y
+    X, y, e = X[keep], y[keep], 0.05
+    guides: list = []
+    proved = bounds_batch(net, X, y, np.full(len(X), e), "linf", guides=guides)
+    owners = {b for b, _, _ in guides}
+    assert owners == set(np.flatnonzero(~proved).tolist()) and owners
+    rows = [g[0] for g in guides]
+    regs = [query_for(net, X[b], int(y[b]), e, "linf")[0].prop.regions[r] for b, r, _ in guides]
+    lo, hi = np.clip(X[rows] - e, 0, 1), np.clip(X[rows] + e, 0, 1)
+    pts, ex = guided_attack(net, X[rows], y[rows], regs, lo, hi, np.array([g[2] for g in guides]), steps=20)
+    assert np.all(pts >= lo) and np.all(pts <= hi)
+    for t in range(len(rows)):
+        assert ex[t] == pytest.approx(float(np.max(regs[t].row_excess(pts[t][None], net.forward(pts[t][None])))),
+                                      abs=1e-9)
+        if ex[t] <= 0:
+            w = check_witness(net, X[rows[t]], int(y[rows[t]]), e, "linf", pts[t])
+            if w is not None:
+                assert w["adversarial_class"] != y[rows[t]]

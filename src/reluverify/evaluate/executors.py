@@ -89,6 +89,11 @@ def run_task(task: dict) -> dict:
     return out
 
 
+def _warm() -> int:
+    """A no-op task: its worker has started (imported reluverify, unpickled the model)."""
+    return os.getpid()
+
+
 def _method(res) -> str:
     stats = getattr(res, "stats", None) or {}
     msg = res.message or ""
@@ -129,7 +134,10 @@ class Runner:
             raise InputError(f"workers must be 1 or more, got {workers}")
 
     def start(self, expected_tasks: int) -> None:
-        """Create the pool (if ours) when there is work for more than one worker."""
+        """Create the pool (if ours) when there is work for more than one worker (once: a pool
+        already started by :meth:`warm` is kept)."""
+        if self.pool is not None:
+            return
         if self.kind == "processes":
             if self.workers <= 1 or expected_tasks <= 1:
                 self.kind = "serial"
@@ -148,6 +156,17 @@ class Runner:
             self._send_model = False
         elif self.kind == "dask":
             self.pool = self._dask_executor(self._executor_arg)
+
+    def warm(self, expected_tasks: int) -> None:
+        """Start our own process pool now and have each worker import reluverify and unpickle the
+        model in the background (the caller's batched stages run meanwhile). Other executors are
+        left alone until :meth:`start`."""
+        if self.kind != "processes" or self.pool is not None:
+            return
+        self.start(expected_tasks)
+        if self.kind == "processes" and self._own is not None:
+            for _ in range(self.workers):
+                self._own.submit(_warm)
 
     def _dask_executor(self, arg):
         try:

@@ -45,6 +45,7 @@ from .progress import Progress
 from .result import FIELDS, MISCLASSIFIED, EvaluationResult
 from .store import Store
 
+WARM_MIN_QUERIES = 100  # open queries from which our pool starts before the batched stages (not a tolerance)
 ROBUST, NOT_ROBUST, UNKNOWN = Verdict.ROBUST.value, Verdict.NOT_ROBUST.value, Verdict.UNKNOWN.value
 
 
@@ -301,65 +302,132 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
 
     # ----------------------------------------------------------------- batched attack and bounds
     attacked = {i: set() for i in range(n)}
-    if batch and is_net and norm == "linf":
-        from .stages import attack_batch, bounds_batch, check_witness
+    runner = Runner(executor, workers, model, mhash)
+    if is_net and sum(len(samples[i].open()) for i in good) >= WARM_MIN_QUERIES:
+        runner.warm(len(good))  # our pool's workers start up while the batched stages run
+    hardness: dict = {}  # (sample, eps index) -> wrong classes the batched bounds left open
+    try:
+        if batch and is_net and norm == "linf":
+            from .stages import GUIDE_CHUNK, GUIDE_STARTS, attack_batch, bounds_batch, check_witness, guided_attack, query_for
 
-        t_stage = time.perf_counter()
-        bar.note("batched attack")
-        for k, e in enumerate(eps_list):  # eps ascending: a counterexample settles every larger eps
-            idx = [i for i in good if samples[i].rows[k] is None]
-            if not idx:
-                continue
-            t0 = time.perf_counter()
-            x0 = X2[idx]
-            lo, hi = np.clip(x0 - e, 0.0, 1.0), np.clip(x0 + e, 0.0, 1.0)  # the default valid box [0, 1]
-            pts, gaps = attack_batch(model, x0, y[idx], lo, hi, seed=k)
-            found = []
-            for b in np.flatnonzero(gaps > 0):
-                i = idx[b]
-                w = check_witness(model, X2[i], int(y[i]), e, norm, pts[b])
-                if w is not None:
-                    found.append((i, w))
-            share = (time.perf_counter() - t0) / len(idx)
-            for i in idx:
-                attacked[i].add(k)
-            level = []  # one transaction per eps level (the level finishes at once)
-            for i, w in found:
-                level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="attack",
-                                                  distance=w["distance"], x_adv=w["x_adv"],
-                                                  adversarial_class=w["adversarial_class"],
-                                                  message="counterexample from the batched gradient attack"),
-                                           monotone)
-            commit(level)
-        stage_s["attack"] = time.perf_counter() - t_stage
-        t_stage = time.perf_counter()
-        bar.note("batched bounds")
-        for k in range(len(eps_list) - 1, -1, -1):  # eps descending: a proof settles every smaller eps
-            e = eps_list[k]
-            idx = [i for i in good if samples[i].rows[k] is None]
-            if not idx:
-                continue
-            t0 = time.perf_counter()
-            proved = bounds_batch(model, X2[idx], y[idx], np.full(len(idx), e), norm)
-            share = (time.perf_counter() - t0) / len(idx)
-            level = []
-            for b in np.flatnonzero(proved):
-                i = idx[b]
-                level += samples[i].settle(k, row(i, e, ROBUST, time_s=share, stage="bounds", method="bounds",
-                                                  lower_bound=e,
-                                                  message="every wrong class eliminated by batched symbolic bounds"),
-                                           monotone)
-            commit(level)
+            _regions: dict = {}
 
-        stage_s["bounds"] = time.perf_counter() - t_stage
+            def class_regions(c: int) -> list:
+                """The witness regions of the class-change query of class ``c`` (their rows do not
+                depend on the sample)."""
+                if c not in _regions:
+                    _regions[c] = query_for(model, X2[0], c, eps_list[0], norm)[0].prop.regions
+                return _regions[c]
+
+            t_stage = time.perf_counter()
+            bar.note("batched attack")
+            for k, e in enumerate(eps_list):  # eps ascending: a counterexample settles every larger eps
+                idx = [i for i in good if samples[i].rows[k] is None]
+                if not idx:
+                    continue
+                t0 = time.perf_counter()
+                x0 = X2[idx]
+                lo, hi = np.clip(x0 - e, 0.0, 1.0), np.clip(x0 + e, 0.0, 1.0)  # the default valid box [0, 1]
+                pts, gaps = attack_batch(model, x0, y[idx], lo, hi, seed=k)
+                found = []
+                for b in np.flatnonzero(gaps > 0):
+                    i = idx[b]
+                    w = check_witness(model, X2[i], int(y[i]), e, norm, pts[b])
+                    if w is not None:
+                        found.append((i, w))
+                share = (time.perf_counter() - t0) / len(idx)
+                for i in idx:
+                    attacked[i].add(k)
+                level = []  # one transaction per eps level (the level finishes at once)
+                for i, w in found:
+                    level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="attack",
+                                                      distance=w["distance"], x_adv=w["x_adv"],
+                                                      adversarial_class=w["adversarial_class"],
+                                                      message="counterexample from the batched gradient attack"),
+                                               monotone)
+                commit(level)
+            stage_s["attack"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
+            bar.note("batched bounds")
+            guides: dict = {}  # eps index -> (sample, region, corner signs) the bounds left open
+            for k in range(len(eps_list) - 1, -1, -1):  # eps descending: a proof settles every smaller eps
+                e = eps_list[k]
+                idx = [i for i in good if samples[i].rows[k] is None]
+                if not idx:
+                    continue
+                t0 = time.perf_counter()
+                found_guides: list = []
+                proved = bounds_batch(model, X2[idx], y[idx], np.full(len(idx), e), norm, guides=found_guides)
+                guides[k] = [(idx[b], r, sign) for b, r, sign in found_guides]
+                for b, _, _ in found_guides:
+                    hardness[idx[b], k] = hardness.get((idx[b], k), 0) + 1
+                share = (time.perf_counter() - t0) / len(idx)
+                level = []
+                for b in np.flatnonzero(proved):
+                    i = idx[b]
+                    level += samples[i].settle(k, row(i, e, ROBUST, time_s=share, stage="bounds", method="bounds",
+                                                      lower_bound=e,
+                                                      message="every wrong class eliminated by batched symbolic bounds"),
+                                               monotone)
+                commit(level)
+
+            stage_s["bounds"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
+            bar.note("guided attack")
+            for k, e in enumerate(eps_list):  # the engine's guided falsification, batched; eps ascending
+                pairs = [g for g in guides.get(k, ()) if samples[g[0]].rows[k] is None]
+                if not pairs:
+                    continue
+                t0 = time.perf_counter()
+                found = {}
+                step = max(1, GUIDE_CHUNK // GUIDE_STARTS)
+                for start in range(0, len(pairs), step):
+                    part = pairs[start:start + step]
+                    ii = np.array([g[0] for g in part])
+                    x0 = X2[ii]
+                    regs = [class_regions(int(y[i]))[r] for i, r, _ in part]
+                    pts, ex = guided_attack(model, x0, y[ii], regs, np.clip(x0 - e, 0.0, 1.0), np.clip(x0 + e, 0.0, 1.0),
+                                            np.array([g[2] for g in part]), seed=k)
+                    for t in np.flatnonzero(ex <= 0):
+                        i = int(ii[t])
+                        if i in found:
+                            continue
+                        w = check_witness(model, X2[i], int(y[i]), e, norm, pts[t])
+                        if w is not None:
+                            found[i] = w
+                share = (time.perf_counter() - t0) / len({g[0] for g in pairs})
+                level = []
+                for i, w in found.items():
+                    level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="guided attack",
+                                                      distance=w["distance"], x_adv=w["x_adv"],
+                                                      adversarial_class=w["adversarial_class"],
+                                                      message="counterexample from the batched attack guided by the bounds"),
+                                               monotone)
+                commit(level)
+            stage_s["guided_attack"] = time.perf_counter() - t_stage
+    except BaseException:  # the warm pool goes too
+        runner.close(cancel=True)
+        bar.close()
+        db.close()
+        raise
 
     # ----------------------------------------------------------------- the engine, per query
     t_stage = time.perf_counter()
     for i in good:
         samples[i].radius_open = bool(radius) and i not in radii
-    todo = deque(i for i in good if samples[i].open() or samples[i].radius_open)
-    runner = Runner(executor, workers, model, mhash)
-    runner.start(len(todo))
+    # the likely longest first (so that no long query starts last): the more wrong classes the
+    # batched bounds left open at a sample's largest open eps, the more branching its proof takes
+    def expected_work(i):
+        ks = samples[i].open()
+        return (hardness.get((i, ks[-1]), 0), ks[-1]) if ks else (0, -1)
+
+    todo = deque(sorted((i for i in good if samples[i].open() or samples[i].radius_open), key=expected_work,
+                        reverse=True))
+    try:
+        runner.start(len(todo))
+    except BaseException:
+        runner.close(cancel=True)
+        raise
     bar.note(f"engine ({runner.kind})")
     inflight: dict = {}
 

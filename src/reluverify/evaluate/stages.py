@@ -98,10 +98,15 @@ def attack_batch(network: Network, X0: np.ndarray, labels: np.ndarray, lo: np.nd
 
 
 def bounds_batch(network: Network, X0: np.ndarray, labels: np.ndarray, eps: np.ndarray, norm: str,
-) -> np.ndarray:
+                 guides: list | None = None) -> np.ndarray:
     """Per query (row), whether sound symbolic bounds over its input box rule out every wrong
     class by the engine's stage-1 rule. Only box-shaped input sets (L-inf balls) are bounded;
     other rows get False.
+
+    ``guides`` (a list, appended to): for every region of an unproved query that the bounds do not
+    rule out, ``(row, region index, sign)``: ``sign`` (bool, n_inputs) says which inputs sit at
+    their lower end in the box corner that minimises the linear lower bound of the region's row
+    (the start of :func:`guided_attack`, as the engine's falsification does per region).
 
     (Optimised alpha/beta bounds of the open rows, and of the hidden neurons, proved 1-2 more of
     200 seed-net queries at eps 0.03-0.05 for 2-10x the time: not worth it here; the engine's
@@ -133,13 +138,80 @@ def bounds_batch(network: Network, X0: np.ndarray, labels: np.ndarray, eps: np.n
             lo = np.array([boxes[b][0] for b in idx])
             hi = np.array([boxes[b][1] for b in idx])
             lowers, uppers = batch_bounds(net, lo, hi)
-            lb, _ = batch_linear_bounds(net, lowers, uppers, lo, hi, a_x, a_y)
+            lb, A = batch_linear_bounds(net, lowers, uppers, lo, hi, a_x, a_y)
             above = lb > rhs[None, :]  # (chunk, rows): this row cannot be met
             ruled = np.zeros((len(idx), len(regions)), dtype=bool)
             for i in range(len(regions)):
                 ruled[:, i] = np.any(above[:, owner == i], axis=1)
             proved[idx] = np.all(ruled, axis=1)
+            if guides is not None:
+                room = lb - rhs[None, :]
+                for a, b in enumerate(idx):
+                    if proved[b]:
+                        continue
+                    for i in np.flatnonzero(~ruled[a]):
+                        rows = np.flatnonzero(owner == i)
+                        if rows.size:
+                            r = rows[int(np.argmax(room[a, rows]))]
+                            guides.append((b, int(i), A[a, r] > 0))
     return proved
+
+
+GUIDE_STARTS = 4  # the corner, then copies with GUIDE_FLIP of the inputs moved to the other side
+GUIDE_STEPS = 100
+GUIDE_CHUNK = 1024  # descents run together
+
+
+def guided_attack(network: Network, X0: np.ndarray, labels: np.ndarray, regions: list, lo: np.ndarray,
+                  hi: np.ndarray, signs: np.ndarray, seed: int = 0, steps: int = GUIDE_STEPS,
+                  starts: int = GUIDE_STARTS) -> tuple:
+    """The engine's guided falsification (:func:`reluverify.engine.falsify.falsify` with a guide),
+    batched over (query, region) pairs: row ``t`` descends the excess of the one-row-or-more
+    ``regions[t]`` (its largest row) in the box ``[lo[t], hi[t]]`` by projected sign-gradient
+    steps (``GUIDE_STEP`` of the width, cosine decay), from the corner ``signs[t]`` picks (True:
+    the lower end) and from ``starts - 1`` copies with ``GUIDE_FLIP`` of its inputs flipped.
+    Returns ``(points, excess)`` per row, the best point seen (excess <= 0: a candidate, still to
+    be checked)."""
+    from ..engine.falsify import GUIDE_FLIP, GUIDE_STEP
+
+    net, _ = logit_network(network)
+    T = len(X0)
+    rng = np.random.default_rng(seed)
+    m = max(r.n_rows for r in regions)
+    # rows stacked per pair (regions with fewer rows repeat their last row: the max is unchanged)
+    a_x = np.stack([r.a_x[np.minimum(np.arange(m), r.n_rows - 1)] for r in regions])  # (T, m, n)
+    a_y = np.stack([r.a_y[np.minimum(np.arange(m), r.n_rows - 1)] for r in regions])  # (T, m, K)
+    b = np.stack([r.b[np.minimum(np.arange(m), r.n_rows - 1)] for r in regions])  # (T, m)
+    rep = np.repeat(np.arange(T), starts)
+    L, H = lo[rep], hi[rep]
+    width = H - L
+    x = np.where(signs[rep], L, H)
+    flip = rng.random(x.shape) < GUIDE_FLIP
+    flip[::starts] = False
+    x = np.where(flip, L + H - x, x)
+    AX, AY, Bv = a_x[rep], a_y[rep], b[rep]
+    rows = np.arange(len(x))
+
+    def excess(x, out):
+        return np.einsum("tmn,tn->tm", AX, x) + np.einsum("tmk,tk->tm", AY, out) - Bv
+
+    best_x, best_v = x.copy(), np.full(len(x), np.inf)
+    for t in range(steps + 1):
+        out, pre = net.forward(x, return_all=True)
+        ex = excess(x, out)
+        k = np.argmax(ex, axis=1)
+        v = ex[rows, k]
+        better = v < best_v
+        best_x[better], best_v[better] = x[better], v[better]
+        live = best_v > 0
+        if t == steps or not live.any():
+            break
+        g = backpropagate(net, pre, net.layers[-1].vjp(pre[-1], AY[rows, k])) + AX[rows, k]
+        step = GUIDE_STEP * width * 0.5 * (1.0 + np.cos(np.pi * t / steps))
+        x = np.where(live[:, None], np.clip(x - step * np.sign(g), L, H), x)
+    per = best_v.reshape(T, starts)
+    pick = np.argmin(per, axis=1)
+    return best_x.reshape(T, starts, -1)[np.arange(T), pick], per[np.arange(T), pick]
 
 
 def timed(fn, *args, **kwargs):
