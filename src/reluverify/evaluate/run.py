@@ -8,7 +8,10 @@ Per (sample, eps) query, cheapest stage first:
    a candidate counts only after the engine's witness check (``not_robust``);
 3. **bounds** (networks, L-inf): sound symbolic bounds of every open query's box at once, eps
    descending; the engine's label-elimination rule (``robust``);
-4. **engine**: what is left, one query at a time through the public
+4. **guided attack** (networks, L-inf): the engine's guided falsification, batched over every open
+   query and wrong class the bounds left, from the corner their linear lower bound points to
+   (``not_robust``, after the witness check);
+5. **engine**: what is left, one query at a time through the public
    :func:`reluverify.verify_robustness` (and :func:`reluverify.minimal_distortion` for
    ``radius=True``), on the executor (:mod:`.executors`).
 
