@@ -26,7 +26,6 @@ if HAVE_TORCH:
 
     from reluverify.io.torch import torch_forward
 
-HAVE_MAXPOOL = importlib.util.find_spec("reluverify.model.layers.maxpool") is not None
 
 
 def test_importing_reluverify_and_its_torch_importer_does_not_import_torch():
@@ -79,7 +78,7 @@ def random_dense(seed: int):
     return _randomise_batch_norms(nn.Sequential(*mods), rng).double().eval(), (n,)
 
 
-def random_cnn(seed: int, maxpool: bool = HAVE_MAXPOOL):
+def random_cnn(seed: int, maxpool: bool = True):
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     c, h = int(rng.integers(1, 3)), int(rng.integers(6, 10))
@@ -176,7 +175,6 @@ def test_flatten_follows_torch_channels_first_order_and_input_shape_defaults_for
 
 
 @needs_torch
-@pytest.mark.skipif(not HAVE_MAXPOOL, reason="the MaxPool2D layer kind is not in this checkout")
 def test_maxpool_maps_onto_the_maxpool_layer():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, stride=2, padding=1),
@@ -253,14 +251,13 @@ def test_training_mode_is_refused_with_model_eval_advice_and_the_model_is_unchan
 
 
 @needs_torch
-def test_maxpool_without_the_layer_kind_or_with_dilation_is_a_typed_error(monkeypatch):
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2, dilation=2)).eval()
-    if HAVE_MAXPOOL:
-        with pytest.raises(UnsupportedLayerError, match=r"MaxPool2d module '2'.*dilation=\(2, 2\)"):
-            rv.from_torch(model, (1, 8, 8))
-    monkeypatch.setitem(sys.modules, "reluverify.model.layers.maxpool", None)  # as if the kind were absent
-    with pytest.raises(UnsupportedLayerError, match=r"MaxPool2d module '2'.*max pooling is not encoded"):
-        rv.from_torch(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2)).eval(), (1, 8, 8))
+def test_maxpool_with_dilation_indices_or_partial_windows_is_a_typed_error():
+    conv = [nn.Conv2d(1, 2, 3), nn.ReLU()]
+    for pool, words in ((nn.MaxPool2d(2, dilation=2), r"dilation=\(2, 2\)"),
+                        (nn.MaxPool2d(2, return_indices=True), "return_indices"),
+                        (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode=True")):
+        with pytest.raises(UnsupportedLayerError, match=r"MaxPool2d module '2'.*" + words):
+            rv.from_torch(nn.Sequential(*conv, pool).eval(), (1, 9, 9))
 
 
 @needs_torch

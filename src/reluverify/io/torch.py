@@ -23,8 +23,8 @@ importer (:class:`reluverify.io.onnx._Chain`), so both importers fold and close 
   convolution with a ``1 / divisor`` kernel per channel: exact where every window divides by the
   same number (no ``ceil_mode`` partial windows; padding only with ``count_include_pad=True`` or a
   ``divisor_override``);
-* ``MaxPool2d`` becomes a :class:`~reluverify.model.layers.maxpool.MaxPool2D` layer (when that layer
-  kind is present; dilation 1, no partial ``ceil_mode`` windows);
+* ``MaxPool2d`` becomes a :class:`~reluverify.model.layers.MaxPool2D` layer (dilation 1, no partial
+  ``ceil_mode`` windows; padding never wins, as in PyTorch);
 * ``ReLU`` closes the open map as a ReLU layer; ``Flatten``/``Unflatten`` relabel the tensor
   (row-major, PyTorch's channels-first order); ``Dropout`` (eval mode) and ``Identity`` are no-ops;
   a ``Softmax`` as the very last module is dropped (reluverify reasons about logits).
@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError, ModelFileError, NetworkError, UnsupportedLayerError
 from ..model import Network
+from ..model.layers import MaxPool2D
 from ..tolerances import INFERENCE_TOLERANCE
 from .onnx import _Chain
 
@@ -304,26 +305,17 @@ def _adaptive_avg_pool(chain: _Chain, m, what: str) -> None:
 
 
 def _max_pool(chain: _Chain, m, what: str) -> None:
-    try:
-        from ..model.layers.maxpool import MaxPool2D  # noqa: PLC0415  (a layer kind added separately)
-    except ImportError:
-        raise _unsupported(what, "max pooling is not encoded in this version of reluverify",
-                           "Use average pooling or strided convolutions") from None
     if bool(_attr(m, "return_indices", what)):
         raise _unsupported(what, "return_indices=True returns two tensors")
     dil = _pair(_attr(m, "dilation", what), what, "dilation")
     if dil != (1, 1):
         raise _unsupported(what, f"dilation={dil} is not encoded (only dilation 1)")
     ks, stride, pads, out = _pool_geometry(m, chain, what)
-    if chain.W is not None or chain.conv is not None or not chain.layers:
-        chain.close("linear")  # the open affine map (or the identity on the input) becomes a layer of its own
     c, h, w = chain.shape[1:]
-    layer = MaxPool2D(kernel=ks, input_shape=(c, h, w), stride=stride, pads=pads)
-    if layer.n_out != c * out[0] * out[1]:  # pragma: no cover - both follow PyTorch's floor rule
-        raise NetworkError(f"PyTorch {what}: the MaxPool2D layer's output size {layer.n_out} differs from PyTorch's "
-                           f"{(c,) + out}")
-    chain.layers.append(layer)
-    chain.shape = (1, c, out[0], out[1])
+    if 2 * pads[0] > ks[0] or 2 * pads[1] > ks[1]:  # PyTorch refuses it too
+        raise _unsupported(what, f"padding {pads[:2]} is more than half the window {ks}")
+    chain.max_pool(MaxPool2D(kernel=ks, input_shape=(c, h, w), stride=stride, pads=pads), (1, c, out[0], out[1]),
+                   what)
 
 
 def _flatten(chain: _Chain, m, what: str) -> None:
