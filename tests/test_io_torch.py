@@ -181,6 +181,10 @@ def test_maxpool_maps_onto_the_maxpool_layer():
                           nn.Flatten(), nn.Linear(2 * 4 * 4, 3)).double().eval()
     net = _compare(model, (1, 6, 6))
     assert [layer.kind for layer in net.layers] == ["conv2d", "maxpool2d", "dense"]
+    # the common PyTorch order conv -> pool -> ReLU: the ReLU moves onto the conv (relu(max z) = max relu(z))
+    swapped = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    net = _compare(swapped.double().eval(), (1, 6, 6))
+    assert [layer.kind for layer in net.layers] == ["conv2d", "maxpool2d", "dense"] and net.n_relu > 0
 
 
 # --------------------------------------------------------------------------- hostile models
