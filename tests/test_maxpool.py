@@ -17,6 +17,7 @@ import oracle
 import reluverify as rv
 from reluverify.errors import ModelFileError, NetworkError
 from reluverify.model.layers import ACTIVE, INACTIVE, UNSTABLE, Conv2D, Dense, MaxPool2D
+from reluverify.tolerances import DEFAULT_MARGIN
 
 
 def reference_pool(h: np.ndarray, layer: MaxPool2D) -> np.ndarray:
@@ -300,3 +301,29 @@ def test_network_rejects_a_pooling_of_the_wrong_size():
     conv = Conv2D(np.ones((2, 1, 2, 2)), None, (1, 4, 4), 1, 0)
     with pytest.raises(NetworkError, match="expects"):
         rv.Network((conv, MaxPool2D(2, (2, 4, 4))))
+
+
+def test_a_pooling_as_the_last_layer():
+    """Outputs that are window maxima (not affine, not monotone per output): minimal distortion and
+    verify_robustness agree with the brute-force oracle."""
+    from reluverify.problems import minimal_distortion, verify_robustness
+
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        conv = Conv2D(rng.normal(0, 0.7, (3, 1, 2, 2)), rng.normal(0, 0.2, 3), (1, 3, 3), 1, 0,
+                      str(rng.choice(["relu", "linear"])))
+        net = rv.Network((conv, MaxPool2D(2, (3, 2, 2))), input_shape=(1, 3, 3))  # one window per channel
+        x = rng.random(9)
+        c = int(np.argmax(net.forward(x)))
+        truth = oracle.min_distortion(net, x, c, "linf")
+        res = minimal_distortion(net, x, "linf", time_limit=3)  # (near the radius the search is slow: short)
+        assert res.lower_bound <= truth.value + 1e-6
+        if str(res.verdict) == "found":
+            assert int(np.argmax(net.forward(res.x_adv))) != c and res.distance >= truth.value - 1e-9
+        else:
+            assert str(res.verdict) == "robust" and not truth.feasible
+        if truth.feasible:  # (a ReLU before the pooling can make two outputs tie at 0: ties are no witness)
+            reach = oracle.min_distortion(net, x, c, "linf", margin=DEFAULT_MARGIN)
+            if reach.feasible:
+                assert str(verify_robustness(net, x, 1.5 * reach.value, "linf", time_limit=30).verdict) == "not_robust"
+            assert str(verify_robustness(net, x, 0.5 * truth.value, "linf", time_limit=30).verdict) != "not_robust"

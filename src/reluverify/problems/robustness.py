@@ -39,6 +39,11 @@ def logit_network(network: Network) -> tuple:
         return network, False
     from dataclasses import replace
 
+    if not last.monotone:  # e.g. a max pooling: an identity layer after it gives affine outputs, the same values
+        from ..model.layers import Dense
+
+        n = last.n_out
+        return replace(network, layers=network.layers + (Dense(np.eye(n), np.zeros(n), "linear"),)), False
     return replace(network, layers=network.layers[:-1] + (last.without_activation(),),
                    name=network.name + " (pre-activations of the outputs)"), True
 
