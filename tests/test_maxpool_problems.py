@@ -33,8 +33,10 @@ def _model(seed: int = 4):
     def dyadic(*shape, scale=1.0):
         return (np.round(8 * scale * rng.normal(size=shape)) / 8).astype(np.float32)
 
-    inits = [numpy_helper.from_array(dyadic(2, 1, 2, 2, scale=0.8), "k"), numpy_helper.from_array(dyadic(2, scale=0.2), "kb"),
-             numpy_helper.from_array(dyadic(3, 18, scale=0.5), "w"), numpy_helper.from_array(dyadic(3, scale=0.2), "wb")]
+    inits = [numpy_helper.from_array(dyadic(2, 1, 2, 2, scale=0.8), "k"),
+             numpy_helper.from_array(dyadic(2, scale=0.2), "kb"),
+             numpy_helper.from_array(dyadic(3, 18, scale=0.5), "w"),
+             numpy_helper.from_array(dyadic(3, scale=0.2), "wb")]
     nodes = [helper.make_node("Conv", ["x", "k", "kb"], ["c"], name="conv"),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[1, 1]),

@@ -417,12 +417,11 @@ class MaxPool2D(Layer):
         blocks.append(_rows("pool_upper", ent, [(r, col[ent], 1.0), (r, y_ids[w], -1.0), (r, z_ids[ent], -big_m)],
                             big_m, ">="))
         # per window: sum d_i == 1 and y <= sum d_i u_i
-        ws, first = np.unique(w, return_index=True)
+        ws = np.unique(w)
         rw = np.searchsorted(ws, w)
         blocks.append(_rows("pool_choice", ws, [(rw, z_ids[ent], 1.0)], -np.ones(ws.size), "=="))
         blocks.append(_rows("pool_upper_u", ws, [(np.arange(ws.size), y_ids[ws], 1.0), (rw, z_ids[ent], -zu[ent])],
                             np.zeros(ws.size), "<="))
-        del first
         return blocks
 
     def lp_rows(self, zl, zu, prev_idx) -> LpRows:
