@@ -677,21 +677,7 @@ def _convert(keras, ops: list, input_shape: tuple) -> _Builder:
             channels = full[axis]
             pshape = [1] * len(full)
             pshape[axis] = channels
-
-            def param(v, default, what):
-                if v is None:
-                    return np.full(channels, default, dtype=np.float64)
-                arr = _to_numpy(v).reshape(-1)
-                if arr.shape != (channels,):
-                    raise _unsupported(op, f"its {what} has {arr.size} entries, expected {channels}")
-                return arr
-
-            gamma = param(op.gamma if op.scale else None, 1.0, "gamma")
-            beta = param(op.beta if op.center else None, 0.0, "beta")
-            mean = param(op.moving_mean, 0.0, "moving mean")
-            var = param(op.moving_variance, 1.0, "moving variance")
-            scale = gamma / np.sqrt(var + float(op.epsilon))
-            shift = beta - mean * scale
+            scale, shift = _bn_params(op, channels)
             s = _broadcast(scale.reshape(pshape), full, op, "scale")
             t = _broadcast(shift.reshape(pshape), full, op, "shift")
             b.elementwise(s, t, _describe(op))
