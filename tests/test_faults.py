@@ -258,7 +258,11 @@ def test_time_limit_gives_unknown_with_bounds(solver, hard, record_property):
         assert md.lower_bound is not None and 0 <= md.lower_bound < math.inf
         mc = max_confidence(net, x, t, eps=5.0, perturbation=HARD_CAP, solver=solver, time_limit=limit,
                             bound_method="interval")
-        assert mc.verdict == Verdict.UNKNOWN and mc.objective is None and mc.x_adv is None, mc.summary()
+        # the target cannot win inside the cap (by construction): a solve that finishes despite the
+        # limit (CBC checks its clock coarsely: an infeasibility proof in 0.16 s with 0.05 s asked,
+        # measured on a fast machine) may answer that truthfully; nothing else is allowed
+        allowed = (Verdict.UNKNOWN,) if limit < 0.01 else (Verdict.UNKNOWN, Verdict.ROBUST)
+        assert mc.verdict in allowed and mc.objective is None and mc.x_adv is None, mc.summary()
     record_property("faults", {"fault": f"time-limit-{solver}", "stats": {"questions": 6}})
 
 
