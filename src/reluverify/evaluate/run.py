@@ -276,6 +276,17 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                 "predicted": int(predicted[i]), "adversarial_class": adversarial_class,
                 "message": message, "x_adv": x_adv}
 
+    def commit_witnesses(k, e, found, share, method, message):
+        """The attack stages' checked witnesses ``(sample, witness)`` at eps level ``k``, in one
+        transaction (the level finishes at once)."""
+        level = []
+        for i, w in found:
+            level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method=method,
+                                              distance=w["distance"], x_adv=w["x_adv"],
+                                              adversarial_class=w["adversarial_class"], message=message),
+                                       monotone)
+        commit(level)
+
     def commit(new_rows):
         db.put_records(new_rows)
         for r in new_rows:
@@ -341,14 +352,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                 share = (time.perf_counter() - t0) / len(idx)
                 for i in idx:
                     attacked[i].add(k)
-                level = []  # one transaction per eps level (the level finishes at once)
-                for i, w in found:
-                    level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="attack",
-                                                      distance=w["distance"], x_adv=w["x_adv"],
-                                                      adversarial_class=w["adversarial_class"],
-                                                      message="counterexample from the batched gradient attack"),
-                                               monotone)
-                commit(level)
+                commit_witnesses(k, e, found, share, "attack", "counterexample from the batched gradient attack")
             stage_s["attack"] = time.perf_counter() - t_stage
             t_stage = time.perf_counter()
             bar.note("batched bounds")
@@ -399,14 +403,8 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                         if w is not None:
                             found[i] = w
                 share = (time.perf_counter() - t0) / len({g[0] for g in pairs})
-                level = []
-                for i, w in found.items():
-                    level += samples[i].settle(k, row(i, e, NOT_ROBUST, time_s=share, stage="attack", method="guided attack",
-                                                      distance=w["distance"], x_adv=w["x_adv"],
-                                                      adversarial_class=w["adversarial_class"],
-                                                      message="counterexample from the batched attack guided by the bounds"),
-                                               monotone)
-                commit(level)
+                commit_witnesses(k, e, found.items(), share, "guided attack",
+                                 "counterexample from the batched attack guided by the bounds")
             stage_s["guided_attack"] = time.perf_counter() - t_stage
     except BaseException:  # the warm pool goes too
         runner.close(cancel=True)
