@@ -59,7 +59,6 @@ import hashlib
 import os
 import zlib
 from collections import OrderedDict, defaultdict
-from dataclasses import replace
 
 import numpy as np
 
@@ -72,7 +71,8 @@ from ..errors import (
     UnsupportedLayerError,
 )
 from ..model import Network
-from ..model.layers import Conv2D, Dense, MaxPool2D
+from ..model.layers import MaxPool2D
+from .chain import AffineChain
 
 __all__ = ["from_onnx", "onnxruntime_forward"]
 
@@ -234,277 +234,6 @@ def _attrs(onnx, node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-# --------------------------------------------------------------------------- affine chain builder
-class _Chain:
-    """Layers built so far plus the open affine map onto the current tensor.
-
-    ``W``/``b`` map the flattened input of the layer being built to the flattened current tensor
-    (``None`` means the identity). ``shape`` is the current tensor's full ONNX shape with the
-    batch dimension at 1.
-    """
-
-    def __init__(self, shape: tuple):
-        self.shape = tuple(shape)
-        self.layers: list = []
-        self.notes: list = []
-        self.W = None
-        self.b = None
-        self.conv = None  # an open convolution (dict of Conv2D arguments): the open map, W is then None
-        self.pad_info = None  # a zero Pad just applied to an elementwise open map: (pads, state before it)
-        self.weight_ops: list = []  # labels of the Gemm/MatMul composed into the open map
-        self.pending: list = []  # labels of other maps in the open map before its first weight op
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def _materialise(self, why: str = "") -> None:
-        if self.conv is not None:  # an affine op follows the convolution: unroll it (rare)
-            layer = Conv2D(activation="linear", **self.conv)
-            self.W, self.b = layer.dense_matrix(), np.array(layer.bias)
-            self.notes.append(f"unrolled {self.weight_ops[-1]} into a dense map: {why or 'an affine op'} follows "
-                              "it before any Relu")
-            self.conv = None
-        if self.W is None:
-            self.W, self.b = np.eye(self.size), np.zeros(self.size)
-
-    # ---- convolutions
-    def _diagonal(self) -> tuple | None:
-        """``(scale, shift)`` when the open map is elementwise (input normalisation), else None."""
-        W = self.W
-        if W is None:
-            return np.ones(self.size), np.zeros(self.size)
-        if W.shape[0] != W.shape[1] or np.count_nonzero(W - np.diag(np.diag(W))):
-            return None
-        return np.diag(W).copy(), self.b.copy()
-
-    def convolution(self, kernel, bias, stride, pads, out_shape: tuple, label: str) -> None:
-        """Open a convolution on the current tensor ``(1, C, H, W)`` (``kernel`` (C_out, C, kh, kw)).
-        An elementwise open map with one scale per channel (input normalisation) is folded into it:
-        the scale into the kernel, the shift through the convolution into a per-entry bias (exact
-        with zero padding, which pads the shifted tensor). Any other open map is kept as a layer.
-        A zero ``Pad`` just before it becomes the convolution's own padding."""
-        if self.pad_info is not None:
-            extra, (self.W, self.b, self.shape, self.pending) = self.pad_info
-            pads = tuple(int(p) + int(q) for p, q in zip(pads, extra))
-            self.pad_info = None
-            self.notes.append(f"folded the zero padding before {label} into it")
-        c, h, w = self.shape[1:]
-        kernel = np.asarray(kernel, dtype=np.float64)
-        bias_full = np.repeat(np.zeros(kernel.shape[0]) if bias is None else np.asarray(bias, np.float64).reshape(-1),
-                              out_shape[2] * out_shape[3])
-        geometry = dict(input_shape=(c, h, w), stride=stride, pads=pads)
-        if self.conv is not None:
-            self.close("linear")
-            self.notes.append(f"kept the convolution before {label} as a separate linear layer: no Relu lies "
-                              "between them")
-        diag = self._diagonal()
-        folded = False
-        if diag is not None:
-            scale, shift = (v.reshape(c, h * w) for v in diag)
-            if np.all(scale == scale[:, :1]):
-                # conv(s x + t) with the zero padding of (s x + t): kernel K s, bias b + conv_K(t)
-                original = kernel
-                kernel = kernel * scale[:, 0][None, :, None, None]
-                if np.any(shift):
-                    bias_full = bias_full + Conv2D(original, None, activation="linear", **geometry).preactivation(
-                        shift.reshape(-1))
-                folded = True
-        if not folded:
-            diag = None
-        if diag is None:  # keep the open map as its own linear layer
-            self.close("linear")
-            self.notes.append(f"kept the map before {label} as a separate linear layer (not one scale per channel)")
-        elif self.W is not None:
-            if self.pending:
-                what = "input normalisation " if not self.layers else ""
-                self.notes.append(f"folded {what}{', '.join(self.pending)} into the following {label}")
-        self.W = self.b = None
-        self.pending = []
-        self.conv = dict(kernel=kernel, bias=bias_full, **geometry)
-        self.weight_ops = [label]
-        self.shape = tuple(out_shape)
-
-    def average_pool(self, ks: tuple, stride: tuple, pads: tuple, out_shape: tuple, label: str,
-                     divisor: float | None = None) -> None:
-        """Average pooling of the current tensor ``(1, C, H, W)`` as a convolution whose kernel is
-        ``1 / divisor`` (default ``kh kw``) on each channel's own window (exact when every window,
-        zero padding included, divides by that number; the importers check it)."""
-        c = self.shape[1]
-        kernel = np.zeros((c, c, ks[0], ks[1]))
-        kernel[np.arange(c), np.arange(c)] = 1.0 / (ks[0] * ks[1] if divisor is None else divisor)
-        self.convolution(kernel, None, tuple(stride), tuple(pads), tuple(out_shape), label)
-
-    def _note_minor(self, label: str) -> None:
-        if not self.weight_ops:
-            self.pending.append(label)
-
-    # ---- composing maps into the open one
-    def gather(self, index: np.ndarray, out_shape: tuple, label: str) -> None:
-        """The new tensor is ``old_flat[index]`` (a permutation, or a broadcast copy)."""
-        self.pad_info = None
-        index = np.asarray(index, dtype=np.int64)
-        if index.shape != (self.size,) or not np.array_equal(index, np.arange(self.size)):
-            if self.conv is not None:
-                self._materialise(label)
-            zero = index < 0  # entries that are the constant 0 (zero padding)
-            safe = np.where(zero, 0, index)
-            if self.W is None:
-                self.W, self.b = np.eye(self.size)[safe], np.zeros(index.size)
-            else:
-                self.W, self.b = self.W[safe], self.b[safe]
-            if zero.any():
-                self.W[zero] = 0.0
-                self.b[zero] = 0.0
-            self._note_minor(label)
-        self.shape = tuple(out_shape)
-
-    def scale_shift(self, scale, shift, label: str) -> None:
-        """The new tensor is ``scale * old + shift`` elementwise (flattened arrays or None)."""
-        self.pad_info = None
-        if self.conv is not None:
-            if self._conv_scale_shift(scale, shift):
-                self.notes.append(f"folded {label} into {self.weight_ops[-1]}")
-                return
-            self._materialise(label)
-        if scale is not None:
-            scale = np.asarray(scale, dtype=np.float64).reshape(-1)
-            if self.W is None:
-                self.W, self.b = np.diag(scale), np.zeros(self.size)
-            else:
-                self.W = scale[:, None] * self.W
-                self.b = scale * self.b
-        if shift is not None:
-            self._materialise()
-            self.b = self.b + np.asarray(shift, dtype=np.float64).reshape(-1)
-        self._note_minor(label)
-
-    def _conv_scale_shift(self, scale, shift) -> bool:
-        """Fold an elementwise map after the open convolution (a bias Add, a BatchNormalization):
-        a scale with one value per output channel goes into the kernel; False when it cannot."""
-        conv = self.conv
-        co = conv["kernel"].shape[0]
-        bias = np.asarray(conv["bias"], dtype=np.float64)
-        if scale is not None:
-            per = np.asarray(scale, dtype=np.float64).reshape(co, -1)
-            if not np.all(per == per[:, :1]):
-                return False
-            conv["kernel"] = conv["kernel"] * per[:, 0][:, None, None, None]
-            bias = bias * per.reshape(-1)
-        if shift is not None:
-            bias = bias + np.asarray(shift, dtype=np.float64).reshape(-1)
-        conv["bias"] = bias
-        return True
-
-    def linear(self, fn, shift, out_shape: tuple, label: str) -> None:
-        """Compose the linear map ``fn`` (then add ``shift``); ``fn`` maps a stack ``(k, *shape)``
-        of current tensors to the stack ``(k, *out_shape)`` of results."""
-        self.pad_info = None
-        self._materialise(label)
-        n0 = self.W.shape[1]
-        cols = fn(self.W.T.reshape((n0,) + self.shape))
-        bias = fn(self.b.reshape((1,) + self.shape))
-        self.W = np.ascontiguousarray(np.asarray(cols, dtype=np.float64).reshape(n0, -1).T)
-        self.b = np.asarray(bias, dtype=np.float64).reshape(-1)
-        if shift is not None:
-            self.b = self.b + np.broadcast_to(np.asarray(shift, dtype=np.float64), out_shape).reshape(-1)
-        self.shape = tuple(out_shape)
-        if self.pending:
-            what = "input normalisation " if not self.layers else ""
-            self.notes.append(f"folded {what}{', '.join(self.pending)} into the following {label}")
-            self.pending = []
-        if self.weight_ops:
-            self.notes.append(
-                f"composed {self.weight_ops[-1]} and {label} into one affine layer: no Relu lies "
-                "between them"
-            )
-        self.weight_ops.append(label)
-
-    def zero_pad(self, pads: list, label: str) -> None:
-        """Zero padding ``pads`` ([begin..., end...] per axis) of the current tensor. On an
-        N x C x H x W tensor padded in H and W only, with an elementwise open map, a following
-        Conv takes it as its own padding; otherwise it is a gather with zero rows."""
-        shape = self.shape
-        r = len(shape)
-        begin, end = pads[:r], pads[r:]
-        out = tuple(d + p + q for d, p, q in zip(shape, begin, end))
-        grid = np.full(out, -1, dtype=np.int64)
-        grid[tuple(slice(p, p + d) for p, d in zip(begin, shape))] = np.arange(self.size).reshape(shape)
-        before = (self.W, self.b, shape, list(self.pending))
-        spatial = r == 4 and not any(begin[:2]) and not any(end[:2])
-        foldable = spatial and self.conv is None and self._diagonal() is not None
-        self.gather(grid.reshape(-1), out, label)
-        if foldable:
-            self.pad_info = ((begin[2], begin[3], end[2], end[3]), before)
-
-    # ---- max pooling
-    def max_pool(self, layer: MaxPool2D, out_shape: tuple, label: str) -> None:
-        """Append a max pooling of the current tensor; an open map before it becomes a linear layer."""
-        if self.W is not None or self.conv is not None:
-            self.close("linear")
-            self.notes.append(f"kept the map before {label} as a linear layer")
-        self.pad_info = None
-        self.layers.append(layer)
-        self.weight_ops, self.pending = [], []
-        self.shape = tuple(out_shape)
-
-    def _relu_after_pool(self, label: str) -> bool:
-        """A Relu right after a pooling: dropped when the pooling reads a ReLU's outputs, moved before
-        the pooling onto a linear layer (``relu(max z) = max relu(z)``); False when neither applies."""
-        if len(self.layers) < 2 or not isinstance(self.layers[-1], MaxPool2D):
-            return False
-        before = self.layers[-2]
-        if before.nonnegative:
-            self.notes.append(f"skipped {label}: the pooling before it reads a Relu's outputs (already >= 0)")
-            return True
-        if isinstance(before, (Dense, Conv2D)) and before.activation == "linear":
-            self.layers[-2] = replace(before, activation="relu")
-            self.notes.append(f"moved {label} before the max pooling onto the linear layer it reads "
-                              "(relu(max z) = max relu(z))")
-            return True
-        return False
-
-    # ---- activations / closing
-    def close(self, activation: str) -> None:
-        self.pad_info = None
-        if self.conv is not None:
-            self.layers.append(Conv2D(activation=activation, **self.conv))
-            self.conv = None
-            self.weight_ops, self.pending = [], []
-            return
-        self._materialise()
-        if self.pending:
-            self.notes.append(
-                f"kept {', '.join(self.pending)} as a separate {activation} layer: no Gemm/MatMul "
-                "could absorb it without crossing a Relu"
-            )
-        self.layers.append(Dense(self.W, self.b, activation))
-        self.W = self.b = None
-        self.weight_ops, self.pending = [], []
-
-    def relu(self, label: str) -> None:
-        if self.W is None and self.conv is None:
-            if self._relu_after_pool(label):
-                return
-            if self.layers and self.layers[-1].nonnegative:  # relu(x) = x on a ReLU's output
-                self.notes.append(f"skipped {label}: it follows another Relu (relu(relu(x)) = relu(x))")
-                return
-            self.notes.append(
-                f"inserted an identity layer with ReLU activation for {label}, which acts directly "
-                "on the network input"
-            )
-        self.close("relu")
-
-    def finish(self) -> list:
-        if self.W is not None or self.conv is not None or not self.layers:
-            if self.W is None and self.conv is None:
-                self.notes.append("the graph computes no affine map; the network is one identity layer")
-            self.close("linear")
-        elif not isinstance(self.layers[-1], MaxPool2D):
-            self.notes.append("the graph ends with a Relu: the last layer has activation 'relu'")
-        return self.layers
-
-
 # --------------------------------------------------------------------------- batched matmuls
 def _pad_stack(X: np.ndarray, rank: int) -> np.ndarray:
     """Insert unit axes after the stack axis so that ``X[i]`` has at least ``rank`` dims."""
@@ -647,7 +376,7 @@ def _convert(onnx, model, name: str, mean=None, std=None) -> Network:
         )
     full_shape, input_shape, has_batch = _graph_input_shape(inputs[0])
     out_name = outputs[0].name
-    chain = _Chain(full_shape)
+    chain = AffineChain(full_shape)
     if mean is not None or std is not None:
         _input_normalisation(chain, input_shape, mean, std)
     if not has_batch:
@@ -749,7 +478,7 @@ def _convert(onnx, model, name: str, mean=None, std=None) -> Network:
     return Network(tuple(layers), input_shape=input_shape, name=name, notes=tuple(chain.notes))
 
 
-def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: str) -> None:
+def _apply(onnx, chain: AffineChain, idx: int, node, pos: int, const_of, out_name: str) -> None:
     """Apply one node that reads the current tensor (at input position ``pos``) to ``chain``."""
     op = node.op_type
     a = _attrs(onnx, node)
@@ -944,7 +673,7 @@ def _apply(onnx, chain: _Chain, idx: int, node, pos: int, const_of, out_name: st
         raise _unsupported(idx, node, reason, todo)
 
 
-def _conv(chain: _Chain, idx: int, node, a: dict, pos: int, const_of, label: str) -> None:
+def _conv(chain: AffineChain, idx: int, node, a: dict, pos: int, const_of, label: str) -> None:
     """A ``Conv`` node (2-D, or 1-D as a 2-D convolution of height 1): groups and dilations 1,
     explicit pads or ``auto_pad``; weights and bias constant."""
     shape = chain.shape
@@ -1012,7 +741,7 @@ def _spatial_pads(idx, node, a: dict, size: list, ks: list, strides: list) -> li
     raise _unsupported(idx, node, f"auto_pad={auto!r} is not an ONNX padding mode")
 
 
-def _average_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
+def _average_pool(chain: AffineChain, idx: int, node, a: dict, label: str) -> None:
     """``AveragePool`` / ``GlobalAveragePool`` on N x C x H x W: a convolution whose kernel is
     ``1 / (kh kw)`` on its own channel (exact where every window's divisor is ``kh kw``)."""
     shape = chain.shape
@@ -1045,7 +774,7 @@ def _average_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
     chain.average_pool(tuple(ks), tuple(strides), tuple(pads), (1, c, out[0], out[1]), label)
 
 
-def _max_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
+def _max_pool(chain: AffineChain, idx: int, node, a: dict, label: str) -> None:
     """``MaxPool`` / ``GlobalMaxPool`` on N x C x H x W (or N x C x L, as height 1): a
     :class:`~reluverify.model.layers.MaxPool2D` (padding never wins, as in ONNX)."""
     shape = chain.shape
@@ -1084,7 +813,7 @@ def _max_pool(chain: _Chain, idx: int, node, a: dict, label: str) -> None:
     chain.max_pool(layer, (1, shape[1], out[1]) if dims == 1 else (1, shape[1], out[0], out[1]), label)
 
 
-def _input_normalisation(chain: _Chain, input_shape: tuple, mean, std) -> None:
+def _input_normalisation(chain: AffineChain, input_shape: tuple, mean, std) -> None:
     """Start the open map with ``(x - mean) / std`` (scalars, one value per channel (the first axis
     after the batch), or arrays broadcastable to the input): the model expects normalised inputs,
     the network takes the raw ones."""

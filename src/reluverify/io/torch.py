@@ -10,8 +10,9 @@ How a model is translated
 -------------------------
 The model is an ``nn.Sequential`` (nested ones are flattened in order; a scripted
 ``torch.jit.script`` Sequential reads the same) or one supported module. Its modules are applied,
-in order, to one input of shape ``(1, *input_shape)`` by the affine chain builder of the ONNX
-importer (:class:`reluverify.io.onnx._Chain`), so both importers fold and close layers the same way:
+in order, to one input of shape ``(1, *input_shape)`` by the affine chain builder that the ONNX
+importer uses too (:class:`reluverify.io.chain.AffineChain`), so both importers fold and close
+layers the same way:
 
 * ``Linear`` (on the last axis, as in PyTorch) is composed into the open affine map; ``Conv2d``
   (stride, zero padding given as an int, a pair, ``'valid'`` or ``'same'``; bias) opens a
@@ -49,7 +50,7 @@ from ..errors import InputError, MissingDependencyError, ModelFileError, Network
 from ..model import Network
 from ..model.layers import MaxPool2D
 from ..tolerances import INFERENCE_TOLERANCE
-from .onnx import _Chain
+from .chain import AffineChain
 
 __all__ = ["from_torch", "load_torch", "torch_forward"]
 
@@ -163,7 +164,7 @@ def _eval_mode(m, what: str) -> None:
             "random dropout): call model.eval() before rv.from_torch (and before saving it)")
 
 
-def _need_rank(chain: _Chain, ranks: tuple, what: str, expects: str) -> tuple:
+def _need_rank(chain: AffineChain, ranks: tuple, what: str, expects: str) -> tuple:
     shape = chain.shape
     if len(shape) not in ranks:
         raise InputError(f"PyTorch {what} expects {expects}, but the tensor reaching it has shape {shape[1:]} "
@@ -184,7 +185,7 @@ def _ceil_size(n: int, k: int, s: int, p: int) -> int:
     return out
 
 
-def _pool_geometry(m, chain: _Chain, what: str) -> tuple:
+def _pool_geometry(m, chain: AffineChain, what: str) -> tuple:
     """``(ks, stride, pads, (ho, wo))`` of a MaxPool2d/AvgPool2d; partial ``ceil_mode`` windows refused."""
     _need_rank(chain, (4,), what, "an input of shape (C, H, W)")
     ks = _pair(_attr(m, "kernel_size", what), what, "kernel_size")
@@ -204,7 +205,7 @@ def _pool_geometry(m, chain: _Chain, what: str) -> tuple:
 
 
 # --------------------------------------------------------------------------- one module each
-def _linear(torch, chain: _Chain, m, what: str) -> None:
+def _linear(torch, chain: AffineChain, m, what: str) -> None:
     weight = _array(torch, _attr(m, "weight", what), what, "weight")
     bias = _array(torch, _attr(m, "bias", what), what, "bias")
     shape = chain.shape
@@ -217,7 +218,7 @@ def _linear(torch, chain: _Chain, m, what: str) -> None:
     chain.linear(lambda X: np.matmul(X, wt), bias, out, what)
 
 
-def _conv2d(torch, chain: _Chain, m, what: str) -> None:
+def _conv2d(torch, chain: AffineChain, m, what: str) -> None:
     groups = int(_attr(m, "groups", what))
     if groups != 1:
         raise _unsupported(what, f"groups={groups} (a grouped or depthwise convolution) is not encoded",
@@ -257,7 +258,7 @@ def _conv2d(torch, chain: _Chain, m, what: str) -> None:
     chain.convolution(kernel, bias, stride, pads, (1, kernel.shape[0], out[0], out[1]), what)
 
 
-def _batch_norm(torch, chain: _Chain, m, kind: str, what: str) -> None:
+def _batch_norm(torch, chain: AffineChain, m, kind: str, what: str) -> None:
     _eval_mode(m, what)
     ranks, expects = ((2, 3), "an input of shape (C,) or (C, L)") if kind == "BatchNorm1d" else \
         ((4,), "an input of shape (C, H, W)")
@@ -281,7 +282,7 @@ def _batch_norm(torch, chain: _Chain, m, kind: str, what: str) -> None:
                       np.broadcast_to(t.reshape(per), shape).reshape(-1), what)
 
 
-def _avg_pool(chain: _Chain, m, what: str) -> None:
+def _avg_pool(chain: AffineChain, m, what: str) -> None:
     ks, stride, pads, out = _pool_geometry(m, chain, what)
     divisor = _attr(m, "divisor_override", what)
     if divisor is None and any(pads) and not bool(_attr(m, "count_include_pad", what)):
@@ -291,7 +292,7 @@ def _avg_pool(chain: _Chain, m, what: str) -> None:
                        None if divisor is None else float(divisor))
 
 
-def _adaptive_avg_pool(chain: _Chain, m, what: str) -> None:
+def _adaptive_avg_pool(chain: AffineChain, m, what: str) -> None:
     shape = _need_rank(chain, (4,), what, "an input of shape (C, H, W)")
     h, w = shape[2:]
     size = _attr(m, "output_size", what)
@@ -304,7 +305,7 @@ def _adaptive_avg_pool(chain: _Chain, m, what: str) -> None:
     chain.average_pool(ks, ks, (0, 0, 0, 0), (1, shape[1], oh, ow), what)
 
 
-def _max_pool(chain: _Chain, m, what: str) -> None:
+def _max_pool(chain: AffineChain, m, what: str) -> None:
     if bool(_attr(m, "return_indices", what)):
         raise _unsupported(what, "return_indices=True returns two tensors")
     dil = _pair(_attr(m, "dilation", what), what, "dilation")
@@ -318,7 +319,7 @@ def _max_pool(chain: _Chain, m, what: str) -> None:
                    what)
 
 
-def _flatten(chain: _Chain, m, what: str) -> None:
+def _flatten(chain: AffineChain, m, what: str) -> None:
     shape = chain.shape
     r = len(shape)
     start, end = int(_attr(m, "start_dim", what)), int(_attr(m, "end_dim", what))
@@ -329,7 +330,7 @@ def _flatten(chain: _Chain, m, what: str) -> None:
     chain.shape = shape[:start] + (int(np.prod(shape[start:end + 1], dtype=np.int64)),) + shape[end + 1:]
 
 
-def _unflatten(chain: _Chain, m, what: str) -> None:
+def _unflatten(chain: AffineChain, m, what: str) -> None:
     shape = chain.shape
     dim = int(_attr(m, "dim", what))
     dim = dim + len(shape) if dim < 0 else dim
@@ -401,7 +402,7 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
     if not modules:
         raise NetworkError("the PyTorch model is an empty nn.Sequential: it has no layers")
     input_shape = _check_input_shape(input_shape, modules)
-    chain = _Chain((1,) + input_shape)
+    chain = AffineChain((1,) + input_shape)
     for i, (label, kind, m) in enumerate(modules):
         what = _describe(label, kind)
         if getattr(m, "_forward_hooks", None) or getattr(m, "_forward_pre_hooks", None):
