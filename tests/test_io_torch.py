@@ -116,6 +116,43 @@ def random_cnn(seed: int, maxpool: bool = True):
     return _randomise_batch_norms(nn.Sequential(*mods), rng).double().eval(), shape
 
 
+def random_cnn1d(seed: int):
+    """A random 1-D CNN: Conv1d (stride, int/'valid'/'same' padding, bias), BatchNorm1d, ReLU,
+    MaxPool1d/AvgPool1d/AdaptiveAvgPool1d, sometimes read from a flat vector through Unflatten."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    c, length = int(rng.integers(1, 4)), int(rng.integers(6, 14))
+    flat = bool(rng.random() < 0.3)
+    shape = (c * length,) if flat else (c, length)
+    mods = [nn.Unflatten(1, (c, length))] if flat else []
+    for _ in range(int(rng.integers(1, 3))):
+        co, k = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        choice = rng.integers(0, 3)
+        stride = 1 if choice == 2 else int(rng.integers(1, 3))
+        padding = [int(rng.integers(0, 2)), "valid", "same"][choice]
+        mods.append(nn.Conv1d(c, co, k, stride=stride, padding=padding, bias=bool(rng.random() < 0.8)))
+        c = co
+        if rng.random() < 0.5:
+            mods.append(nn.BatchNorm1d(c))
+        relu_first = bool(rng.random() < 0.6)  # conv -> ReLU -> pool, or conv -> pool -> ReLU
+        if relu_first:
+            mods.append(nn.ReLU())
+        length = nn.Sequential(*mods).eval()(torch.zeros((1,) + shape)).shape[2]
+        pool = rng.integers(0, 4)
+        if pool == 1 and length >= 2:
+            mods.append(nn.AvgPool1d(2, stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2))))
+        elif pool == 2 and length >= 2:
+            mods.append(nn.MaxPool1d(int(rng.integers(2, 4)), stride=int(rng.integers(1, 3)), padding=1))
+        elif pool == 3 and length % 2 == 0:
+            mods.append(nn.AdaptiveAvgPool1d(length // 2))
+        if not relu_first:
+            mods.append(nn.ReLU())
+        length = nn.Sequential(*mods).eval()(torch.zeros((1,) + shape)).shape[2]
+    mods.append(nn.Flatten())
+    mods.append(nn.Linear(c * length, int(rng.integers(2, 5))))
+    return _randomise_batch_norms(nn.Sequential(*mods), rng).double().eval(), shape
+
+
 def _compare(model, shape, seed=0):
     net = rv.from_torch(model, shape)
     x = np.random.default_rng(seed).uniform(-1, 1, size=(8, int(np.prod(shape))))
@@ -144,6 +181,39 @@ def test_random_cnns_match_torch(seed):
     net = _compare(model, shape, seed)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert sum(layer.kind == "conv2d" for layer in net.layers) >= 1 if convs else True
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+@pytest.mark.parametrize("seed", range(30))
+def test_random_1d_cnns_match_torch(seed):
+    model, shape = random_cnn1d(seed)
+    net = _compare(model, shape, seed)
+    assert net.input_shape == shape
+    kinds = [layer.kind for layer in net.layers]
+    # Conv1d is a Conv2D of height 1 (as Keras's Conv1D), MaxPool1d a MaxPool2D: never a dense matrix
+    n_conv = sum(isinstance(m, nn.Conv1d) for m in model.modules())
+    assert kinds.count("conv2d") >= n_conv and kinds[-1] == "dense"
+    assert kinds.count("maxpool2d") == sum(isinstance(m, nn.MaxPool1d) for m in model.modules())
+    first = next(layer for layer in net.layers if layer.kind == "conv2d")
+    assert first.kernel.shape[2] == 1 and first.input_shape[1] == 1  # (C_out, C, 1, k) on (C, 1, L)
+
+
+@needs_torch
+def test_conv1d_is_the_layer_the_keras_conv1d_importer_builds():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3, stride=2, padding=1), nn.BatchNorm1d(3), nn.ReLU(),
+                          nn.MaxPool1d(2), nn.Flatten(), nn.Linear(3 * 3, 2))
+    model = _randomise_batch_norms(model, np.random.default_rng(2)).double().eval()
+    net = _compare(model, (2, 11))
+    conv, pool, dense = net.layers
+    assert (conv.kind, pool.kind, dense.kind) == ("conv2d", "maxpool2d", "dense")
+    assert conv.input_shape == (2, 1, 11) and conv.kernel.shape == (3, 2, 1, 3) and conv.stride == (1, 2)
+    assert conv.pads == (0, 1, 0, 1) and conv.activation == "relu"  # BatchNorm1d folded into it
+    assert pool.kernel == (1, 2) and pool.input_shape == (3, 1, 6)
+    scripted = rv.from_torch(torch.jit.script(model), (2, 11))
+    x = np.random.default_rng(3).uniform(size=(3, 22))
+    assert np.array_equal(scripted.forward(x), net.forward(x))
 
 
 @needs_torch
@@ -200,6 +270,7 @@ class _TwiceLinear(nn.Linear if HAVE_TORCH else object):
 
 def _hostile_cases():
     conv = lambda **k: nn.Sequential(nn.Conv2d(1, 2, 3, **k), nn.ReLU(), nn.Flatten())  # noqa: E731
+    conv1d = lambda **k: nn.Sequential(nn.Conv1d(1, 2, 3, **k), nn.ReLU(), nn.Flatten())  # noqa: E731
     return {
         "groups": (lambda: nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), (2, 5, 5), UnsupportedLayerError, "groups=2"),
         "dilation": (lambda: conv(dilation=2), (1, 7, 7), UnsupportedLayerError, "dilation=(2, 2)"),
@@ -227,6 +298,26 @@ def _hostile_cases():
         "kernel_too_big": (lambda: conv(), (1, 2, 2), InputError, "does not fit"),
         "bad_input_shape": (lambda: conv(), (1, -5, 5), InputError, "positive integers"),
         "no_input_shape_for_conv": (lambda: conv(), None, InputError, "needs input_shape"),
+        "conv1d_groups": (lambda: nn.Sequential(nn.Conv1d(2, 2, 3, groups=2)), (2, 7), UnsupportedLayerError,
+                          "Conv1d module '0' is not supported: groups=2"),
+        "conv1d_dilation": (lambda: conv1d(dilation=2), (1, 9), UnsupportedLayerError,
+                            "Conv1d module '0' is not supported: dilation=(2,)"),
+        "conv1d_padding_mode": (lambda: conv1d(padding=1, padding_mode="circular"), (1, 7), UnsupportedLayerError,
+                                "Conv1d module '0' is not supported: padding_mode='circular'"),
+        "maxpool1d_ceil": (lambda: nn.Sequential(nn.MaxPool1d(2, ceil_mode=True)), (1, 7), UnsupportedLayerError,
+                           "MaxPool1d module '0' is not supported: ceil_mode=True"),
+        "avgpool1d_ceil": (lambda: nn.Sequential(nn.AvgPool1d(2, ceil_mode=True)), (1, 7), UnsupportedLayerError,
+                           "AvgPool1d module '0' is not supported: ceil_mode=True"),
+        "maxpool1d_dilation": (lambda: nn.Sequential(nn.MaxPool1d(2, dilation=2)), (1, 7), UnsupportedLayerError,
+                               "MaxPool1d module '0' is not supported: dilation=(2,)"),
+        "avgpool1d_exclude_pad": (lambda: nn.Sequential(nn.AvgPool1d(2, padding=1, count_include_pad=False)), (1, 6),
+                                  UnsupportedLayerError, "count_include_pad=False"),
+        "adaptive1d": (lambda: nn.Sequential(nn.AdaptiveAvgPool1d(3)), (1, 7), UnsupportedLayerError,
+                       "does not divide"),
+        "conv1d_on_an_image": (lambda: conv1d(), (1, 5, 5), InputError, "(C, L)"),
+        "conv1d_wrong_channels": (lambda: conv1d(), (3, 7), InputError, "1 input channels"),
+        "conv3d": (lambda: nn.Sequential(nn.Conv3d(1, 1, 1)), (1, 2, 2, 2), UnsupportedLayerError,
+                   "Conv3d module '0' is not supported"),
     }
 
 

@@ -18,8 +18,12 @@ layers the same way:
   (stride, zero padding given as an int, a pair, ``'valid'`` or ``'same'``; bias) opens a
   convolution, kept as a :class:`~reluverify.model.layers.Conv2D` (never unrolled unless an affine
   module follows it before any ``ReLU``);
+* 1-D modules work on ``(C, L)`` tensors and become the same layer kinds as 2-D ones of height 1,
+  as in the Keras (``Conv1D``) and ONNX importers: ``Conv1d`` a ``Conv2D`` with a ``(1, k)``
+  kernel, ``MaxPool1d``/``AvgPool1d``/``AdaptiveAvgPool1d`` the poolings below with ``(1, k)``
+  windows; the tensor after them is ``(C, L)`` again (what ``Flatten`` reads);
 * ``BatchNorm1d``/``BatchNorm2d`` in eval mode are ``x * s + t`` per channel, folded into the
-  preceding ``Linear``/``Conv2d`` (or into the next one, after a ``ReLU``);
+  preceding ``Linear``/``Conv1d``/``Conv2d`` (or into the next one, after a ``ReLU``);
 * ``AvgPool2d`` (and ``AdaptiveAvgPool2d`` where the output size divides the input's) is a
   convolution with a ``1 / divisor`` kernel per channel: exact where every window divides by the
   same number (no ``ceil_mode`` partial windows; padding only with ``count_include_pad=True`` or a
@@ -55,17 +59,19 @@ from .chain import AffineChain
 __all__ = ["from_torch", "load_torch", "torch_forward"]
 
 SUPPORTED_MODULES = (
-    "nn.Sequential (nested ones are flattened) of Linear; Conv2d (groups 1, dilation 1, padding_mode 'zeros', "
-    "padding int/pair/'valid'/'same'); ReLU; MaxPool2d (dilation 1); AvgPool2d; AdaptiveAvgPool2d (output "
-    "size dividing the input's); Flatten; Unflatten; BatchNorm1d/BatchNorm2d (eval mode, running statistics); "
+    "nn.Sequential (nested ones are flattened) of Linear; Conv1d/Conv2d (groups 1, dilation 1, padding_mode "
+    "'zeros', padding int/tuple/'valid'/'same'); ReLU; MaxPool1d/MaxPool2d (dilation 1); AvgPool1d/AvgPool2d; "
+    "AdaptiveAvgPool1d/AdaptiveAvgPool2d (output size dividing the input's); Flatten; Unflatten; "
+    "BatchNorm1d/BatchNorm2d (eval mode, running statistics); "
     "Dropout/Dropout1d/Dropout2d/AlphaDropout (eval mode) and Identity (no-ops); Softmax as the last module "
     "(dropped)"
 )
 _OTHER_ROUTE = ("Other models: export them with torch.onnx.export and use rv.from_onnx, or rebuild them as an "
                 "nn.Sequential")
 _DROPOUTS = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
-_KNOWN = ("Sequential", "Linear", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
-          "Unflatten", "BatchNorm1d", "BatchNorm2d", "Identity", "Softmax") + _DROPOUTS
+_KNOWN = ("Sequential", "Linear", "Conv1d", "Conv2d", "ReLU", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+          "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Flatten", "Unflatten", "BatchNorm1d", "BatchNorm2d", "Identity",
+          "Softmax") + _DROPOUTS
 _NONLINEAR = ("ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
               "Tanh", "Softplus", "Softsign", "Hardtanh", "Hardsigmoid", "Hardswish", "Tanhshrink", "Softshrink",
               "Hardshrink", "LogSigmoid", "Threshold", "GLU", "LogSoftmax", "Softmin", "Softmax2d")
@@ -148,12 +154,13 @@ def _array(torch, t, what: str, name: str) -> np.ndarray | None:
     return arr
 
 
-def _pair(value, what: str, name: str) -> tuple:
-    vals = tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+def _ints(value, dims: int, what: str, name: str) -> tuple:
+    """A module's per-axis setting (an int, or a tuple of one or ``dims`` ints) as ``dims`` ints."""
+    vals = tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),)
     if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2:
-        raise _unsupported(what, f"{name}={value!r} is not a 2-D setting")
+        vals = vals * dims
+    if len(vals) != dims:
+        raise _unsupported(what, f"{name}={value!r} is not a {dims}-D setting")
     return vals
 
 
@@ -185,23 +192,45 @@ def _ceil_size(n: int, k: int, s: int, p: int) -> int:
     return out
 
 
-def _pool_geometry(m, chain: AffineChain, what: str) -> tuple:
-    """``(ks, stride, pads, (ho, wo))`` of a MaxPool2d/AvgPool2d; partial ``ceil_mode`` windows refused."""
-    _need_rank(chain, (4,), what, "an input of shape (C, H, W)")
-    ks = _pair(_attr(m, "kernel_size", what), what, "kernel_size")
+_SHAPES = {1: "an input of shape (C, L)", 2: "an input of shape (C, H, W)"}
+
+
+def _as_2d(chain: AffineChain) -> tuple:
+    """View the current ``(1, C, L)`` tensor as ``(1, C, 1, L)`` (a 1-D layer is a 2-D one of height
+    1, as in the Keras and ONNX importers); returns the shape before."""
+    before = chain.shape
+    if len(before) == 3:
+        chain.shape = (1, before[1], 1, before[2])
+    return before
+
+
+def _lift(dims: int, ks: tuple, stride: tuple, pads: tuple) -> tuple:
+    """1-D kernel, stride and ``(begin, end)`` pads as 2-D ones of height 1; 2-D ones unchanged.
+    ``pads`` is ``begin + end`` per axis; the result's is ``(top, left, bottom, right)``."""
+    if dims == 1:
+        return (1,) + ks, (1,) + stride, (0, pads[0], 0, pads[1])
+    return ks, stride, pads
+
+
+def _pool_geometry(m, chain: AffineChain, what: str, dims: int) -> tuple:
+    """``(ks, stride, pads, (ho, wo))`` of a MaxPool/AvgPool 1d/2d as a 2-D pooling (1-D: height 1);
+    partial ``ceil_mode`` windows refused."""
+    _need_rank(chain, (dims + 2,), what, _SHAPES[dims])
+    ks = _ints(_attr(m, "kernel_size", what), dims, what, "kernel_size")
     stride = _attr(m, "stride", what)
-    stride = ks if stride is None or stride == () or stride == [] else _pair(stride, what, "stride")
-    pad = _pair(_attr(m, "padding", what), what, "padding")
-    h, w = chain.shape[2:]
-    out = (_out_size(h, ks[0], stride[0], pad[0], pad[0]), _out_size(w, ks[1], stride[1], pad[1], pad[1]))
+    stride = ks if stride is None or stride == () or stride == [] else _ints(stride, dims, what, "stride")
+    pad = _ints(_attr(m, "padding", what), dims, what, "padding")
+    size = chain.shape[2:]
+    out = tuple(_out_size(n, k, s, p, p) for n, k, s, p in zip(size, ks, stride, pad))
     if bool(_attr(m, "ceil_mode", what)):
-        ceil = (_ceil_size(h, ks[0], stride[0], pad[0]), _ceil_size(w, ks[1], stride[1], pad[1]))
+        ceil = tuple(_ceil_size(n, k, s, p) for n, k, s, p in zip(size, ks, stride, pad))
         if ceil != out:
             raise _unsupported(what, f"ceil_mode=True adds partial windows at the border here (output {ceil} instead "
                                f"of {out})", "Use ceil_mode=False, or an input size that the windows tile")
     if min(out) <= 0:
         raise InputError(f"PyTorch {what}: its window {ks} does not fit the input {chain.shape[1:]} padded by {pad}")
-    return ks, stride, (pad[0], pad[1], pad[0], pad[1]), out
+    ks, stride, pads = _lift(dims, ks, stride, pad + pad)
+    return ks, stride, pads, ((1,) + out if dims == 1 else out)
 
 
 # --------------------------------------------------------------------------- one module each
@@ -218,44 +247,47 @@ def _linear(torch, chain: AffineChain, m, what: str) -> None:
     chain.linear(lambda X: np.matmul(X, wt), bias, out, what)
 
 
-def _conv2d(torch, chain: AffineChain, m, what: str) -> None:
+def _conv(torch, chain: AffineChain, m, what: str, dims: int) -> None:
+    """``Conv1d`` (``dims`` 1, as a 2-D convolution of height 1) or ``Conv2d``."""
     groups = int(_attr(m, "groups", what))
     if groups != 1:
         raise _unsupported(what, f"groups={groups} (a grouped or depthwise convolution) is not encoded",
                            "Use groups=1 convolutions")
-    dil = _pair(_attr(m, "dilation", what), what, "dilation")
-    if dil != (1, 1):
+    dil = _ints(_attr(m, "dilation", what), dims, what, "dilation")
+    if any(d != 1 for d in dil):
         raise _unsupported(what, f"dilation={dil} is not encoded (only dilation 1)")
     mode = str(_attr(m, "padding_mode", what))
     if mode != "zeros":
         raise _unsupported(what, f"padding_mode={mode!r} is not encoded (only zero padding)")
     kernel = _array(torch, _attr(m, "weight", what), what, "weight")
     bias = _array(torch, _attr(m, "bias", what), what, "bias")
-    shape = _need_rank(chain, (4,), what, f"an input of shape (C, H, W) with C = {kernel.shape[1]}")
+    layout = "(C, L)" if dims == 1 else "(C, H, W)"
+    shape = _need_rank(chain, (dims + 2,), what, f"an input of shape {layout} with C = {kernel.shape[1]}")
     if shape[1] != kernel.shape[1]:
         raise InputError(f"PyTorch {what} takes {kernel.shape[1]} input channels, but the tensor reaching it has "
                          f"shape {shape[1:]} ({shape[1]} channels; batch dimension left out); check input_shape "
-                         "(channels first: (C, H, W))")
-    kh, kw = kernel.shape[2:]
-    stride = _pair(_attr(m, "stride", what), what, "stride")
+                         f"(channels first: {layout})")
+    ks = tuple(int(k) for k in kernel.shape[2:])
+    stride = _ints(_attr(m, "stride", what), dims, what, "stride")
     padding = _attr(m, "padding", what)
     if isinstance(padding, str):
         if padding == "valid":
-            pads = (0, 0, 0, 0)
+            begin = end = (0,) * dims
         elif padding == "same":  # PyTorch: total k - 1 per axis, the odd one at the end
-            th, tw = kh - 1, kw - 1
-            pads = (th // 2, tw // 2, th - th // 2, tw - tw // 2)
+            begin, end = tuple((k - 1) // 2 for k in ks), tuple(k - 1 - (k - 1) // 2 for k in ks)
         else:
             raise _unsupported(what, f"padding={padding!r} is not a PyTorch padding")
     else:
-        ph, pw = _pair(padding, what, "padding")
-        pads = (ph, pw, ph, pw)
-    h, w = shape[2:]
-    out = (_out_size(h, kh, stride[0], pads[0], pads[2]), _out_size(w, kw, stride[1], pads[1], pads[3]))
+        begin = end = _ints(padding, dims, what, "padding")
+    out = tuple(_out_size(n, k, s, pb, pe) for n, k, s, pb, pe in zip(shape[2:], ks, stride, begin, end))
     if min(out) <= 0:
-        raise InputError(f"PyTorch {what}: its kernel {(kh, kw)} does not fit the input {shape[1:]} padded by "
-                         f"{pads}; check input_shape")
-    chain.convolution(kernel, bias, stride, pads, (1, kernel.shape[0], out[0], out[1]), what)
+        raise InputError(f"PyTorch {what}: its kernel {ks} does not fit the input {shape[1:]} padded by "
+                         f"{begin + end}; check input_shape")
+    ks2, stride2, pads = _lift(dims, ks, stride, begin + end)
+    co = kernel.shape[0]
+    _as_2d(chain)
+    chain.convolution(kernel.reshape((co, shape[1]) + ks2), bias, stride2, pads, (1, co) + ((1,) + out)[-2:], what)
+    chain.shape = (1, co) + out
 
 
 def _batch_norm(torch, chain: AffineChain, m, kind: str, what: str) -> None:
@@ -282,41 +314,56 @@ def _batch_norm(torch, chain: AffineChain, m, kind: str, what: str) -> None:
                       np.broadcast_to(t.reshape(per), shape).reshape(-1), what)
 
 
-def _avg_pool(chain: AffineChain, m, what: str) -> None:
-    ks, stride, pads, out = _pool_geometry(m, chain, what)
-    divisor = _attr(m, "divisor_override", what)
+def _end_shape(chain: AffineChain, before: tuple, out: tuple) -> tuple:
+    """The pooling's output shape, 2-D for the chain, and the one to set after it (1-D: ``(1, C, L)``)."""
+    return (1, chain.shape[1]) + tuple(out), (1, chain.shape[1]) + tuple(out)[4 - len(before):]
+
+
+def _avg_pool(chain: AffineChain, m, what: str, dims: int) -> None:
+    ks, stride, pads, out = _pool_geometry(m, chain, what, dims)
+    divisor = _attr(m, "divisor_override", what) if dims == 2 else None  # AvgPool1d has none
     if divisor is None and any(pads) and not bool(_attr(m, "count_include_pad", what)):
-        raise _unsupported(what, f"it pads by {pads[:2]} with count_include_pad=False: border windows divide by "
+        shown = pads[1:2] if dims == 1 else pads[:2]
+        raise _unsupported(what, f"it pads by {shown} with count_include_pad=False: border windows divide by "
                            "fewer entries, which is not a convolution", "Use count_include_pad=True or no padding")
-    chain.average_pool(ks, stride, pads, (1, chain.shape[1], out[0], out[1]), what,
-                       None if divisor is None else float(divisor))
+    before = _as_2d(chain)
+    out2, after = _end_shape(chain, before, out)
+    chain.average_pool(ks, stride, pads, out2, what, None if divisor is None else float(divisor))
+    chain.shape = after
 
 
-def _adaptive_avg_pool(chain: AffineChain, m, what: str) -> None:
-    shape = _need_rank(chain, (4,), what, "an input of shape (C, H, W)")
-    h, w = shape[2:]
+def _adaptive_avg_pool(chain: AffineChain, m, what: str, dims: int) -> None:
+    shape = _need_rank(chain, (dims + 2,), what, _SHAPES[dims])
     size = _attr(m, "output_size", what)
-    size = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
-    oh, ow = (h if size[0] is None else int(size[0])), (w if size[-1] is None else int(size[-1]))
-    if oh <= 0 or ow <= 0 or h % oh or w % ow:
-        raise _unsupported(what, f"output size {(oh, ow)} does not divide the input size {(h, w)}: its windows "
-                           "differ in size", "Use an output size that divides the input's, or AvgPool2d")
-    ks = (h // oh, w // ow)
-    chain.average_pool(ks, ks, (0, 0, 0, 0), (1, shape[1], oh, ow), what)
+    size = (size,) * dims if not isinstance(size, (tuple, list)) else tuple(size)
+    if len(size) != dims:
+        raise _unsupported(what, f"output_size={size!r} is not a {dims}-D setting")
+    outs = tuple(n if o is None else int(o) for n, o in zip(shape[2:], size))
+    if min(outs) <= 0 or any(n % o for n, o in zip(shape[2:], outs)):
+        raise _unsupported(what, f"output size {outs} does not divide the input size {shape[2:]}: its windows "
+                           f"differ in size", f"Use an output size that divides the input's, or AvgPool{dims}d")
+    ks = tuple(n // o for n, o in zip(shape[2:], outs))
+    ks2, _, _ = _lift(dims, ks, ks, (0,) * (2 * dims))
+    before = _as_2d(chain)
+    out2, after = _end_shape(chain, before, ((1,) + outs)[-2:])
+    chain.average_pool(ks2, ks2, (0, 0, 0, 0), out2, what)
+    chain.shape = after
 
 
-def _max_pool(chain: AffineChain, m, what: str) -> None:
+def _max_pool(chain: AffineChain, m, what: str, dims: int) -> None:
     if bool(_attr(m, "return_indices", what)):
         raise _unsupported(what, "return_indices=True returns two tensors")
-    dil = _pair(_attr(m, "dilation", what), what, "dilation")
-    if dil != (1, 1):
+    dil = _ints(_attr(m, "dilation", what), dims, what, "dilation")
+    if any(d != 1 for d in dil):
         raise _unsupported(what, f"dilation={dil} is not encoded (only dilation 1)")
-    ks, stride, pads, out = _pool_geometry(m, chain, what)
-    c, h, w = chain.shape[1:]
+    ks, stride, pads, out = _pool_geometry(m, chain, what, dims)
     if 2 * pads[0] > ks[0] or 2 * pads[1] > ks[1]:  # PyTorch refuses it too
-        raise _unsupported(what, f"padding {pads[:2]} is more than half the window {ks}")
-    chain.max_pool(MaxPool2D(kernel=ks, input_shape=(c, h, w), stride=stride, pads=pads), (1, c, out[0], out[1]),
-                   what)
+        raise _unsupported(what, f"padding {pads[1:2] if dims == 1 else pads[:2]} is more than half the window "
+                           f"{ks[1:] if dims == 1 else ks}")
+    before = _as_2d(chain)
+    c, h, w = chain.shape[1:]
+    out2, after = _end_shape(chain, before, out)
+    chain.max_pool(MaxPool2D(kernel=ks, input_shape=(c, h, w), stride=stride, pads=pads), after, what)
 
 
 def _flatten(chain: AffineChain, m, what: str) -> None:
@@ -409,18 +456,18 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
             raise _unsupported(what, "it has forward hooks, which may change its output", "Remove the hooks")
         if kind == "Linear":
             _linear(torch, chain, m, what)
-        elif kind == "Conv2d":
-            _conv2d(torch, chain, m, what)
+        elif kind in ("Conv1d", "Conv2d"):
+            _conv(torch, chain, m, what, int(kind[-2]))
         elif kind == "ReLU":
             chain.relu(what)
         elif kind in ("BatchNorm1d", "BatchNorm2d"):
             _batch_norm(torch, chain, m, kind, what)
-        elif kind == "AvgPool2d":
-            _avg_pool(chain, m, what)
-        elif kind == "AdaptiveAvgPool2d":
-            _adaptive_avg_pool(chain, m, what)
-        elif kind == "MaxPool2d":
-            _max_pool(chain, m, what)
+        elif kind in ("AvgPool1d", "AvgPool2d"):
+            _avg_pool(chain, m, what, int(kind[-2]))
+        elif kind in ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d"):
+            _adaptive_avg_pool(chain, m, what, int(kind[-2]))
+        elif kind in ("MaxPool1d", "MaxPool2d"):
+            _max_pool(chain, m, what, int(kind[-2]))
         elif kind == "Flatten":
             _flatten(chain, m, what)
         elif kind == "Unflatten":
@@ -436,9 +483,10 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
             where = " (only as the very last module, where it is dropped)" if kind == "Softmax" else ""
             raise _unsupported(what, f"{kind} is a non-linear operation{where}; only ReLU is encoded exactly as a "
                                "MILP", "Retrain the model with ReLU activations")
-        elif kind in ("Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d",
-                      "AvgPool1d", "LazyConv2d", "LazyLinear"):
-            raise _unsupported(what, f"{kind} is not encoded (2-D convolutions and pooling only)")
+        elif kind in ("Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool3d", "AvgPool3d",
+                      "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+                      "LazyConv1d", "LazyConv2d", "LazyLinear"):
+            raise _unsupported(what, f"{kind} is not encoded (1-D and 2-D convolutions, max and average pooling only)")
         else:
             raise _unsupported(what, f"reluverify has no encoding of {kind} (a custom module's forward() cannot be "
                                "read)")
