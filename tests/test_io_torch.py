@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -255,6 +256,73 @@ def test_maxpool_maps_onto_the_maxpool_layer():
     swapped = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
     net = _compare(swapped.double().eval(), (1, 6, 6))
     assert [layer.kind for layer in net.layers] == ["conv2d", "maxpool2d", "dense"] and net.n_relu > 0
+
+
+# --------------------------------------------------------------------------- input normalisation
+def _normalised(shape, mean, std):
+    """``mean``/``std`` (scalars or one value per channel) spread over one flattened input."""
+    per = (-1,) + (1,) * (len(shape) - 1)
+    m = np.broadcast_to(np.reshape(mean, per) if np.ndim(mean) else mean, shape).reshape(-1)
+    s = np.broadcast_to(np.reshape(std, per) if np.ndim(std) else std, shape).reshape(-1)
+    return m, s
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+@pytest.mark.parametrize("seed", range(12))
+def test_mean_std_is_folded_into_the_first_layer(seed):
+    """The imported network on raw inputs equals torch on (x - mean) / std: scalar (MNIST's
+    0.1307/0.3081) or per-channel values, 2-D and 1-D CNNs and dense models; no layer is added."""
+    rng = np.random.default_rng(100 + seed)
+    model, shape = (random_cnn, random_cnn1d, random_dense)[seed % 3](seed)
+    if seed % 2 and len(shape) > 1:
+        mean, std = rng.uniform(-0.5, 0.5, shape[0]), rng.uniform(0.2, 2.0, shape[0])
+    else:
+        mean, std = 0.1307, 0.3081
+    net = rv.from_torch(model, shape, mean=mean, std=std)
+    plain = rv.from_torch(model, shape)
+    assert [layer.kind for layer in net.layers] == [layer.kind for layer in plain.layers]
+    assert any("(x - mean) / std" in note for note in net.notes)
+    m, s = _normalised(shape, mean, std)
+    x = rng.uniform(0.0, 1.0, size=(8, net.n_inputs))
+    expected = torch_forward(model, (x - m) / s, shape)
+    assert np.max(np.abs(net.forward(x) - expected)) <= 1e-6
+    assert np.max(np.abs(net.forward(x) - plain.forward((x - m) / s))) <= 1e-9
+
+
+@needs_torch
+def test_mean_std_before_a_pooling_the_defaults_and_bad_values():
+    torch.manual_seed(0)
+    # nothing to fold into before the max pooling: the normalisation stays its own (exact) linear layer
+    pooled = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(2, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(3, 2)).double()
+    mean, std = np.array([0.2, -0.4]), np.array([0.5, 2.0])
+    net = rv.from_torch(pooled.eval(), (2, 4, 4), mean=mean, std=std)
+    m, s = _normalised((2, 4, 4), mean, std)
+    x = np.random.default_rng(0).uniform(size=(5, 32))
+    assert np.max(np.abs(net.forward(x) - torch_forward(pooled, (x - m) / s, (2, 4, 4)))) <= 1e-6
+    dense = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).double().eval()
+    only_std = rv.from_torch(dense, std=4.0)  # mean defaults to 0 (and std to 1), input_shape to (4,)
+    assert np.max(np.abs(only_std.forward(x[:, :4]) - torch_forward(dense, x[:, :4] / 4.0, (4,)))) <= 1e-9
+    assert np.max(np.abs(rv.io.from_torch(dense, mean=1.0).forward(x[:, :4])
+                         - torch_forward(dense, x[:, :4] - 1.0, (4,)))) <= 1e-9
+    for kwargs, words in (({"std": 0.0}, "from_torch: std must be nonzero"),
+                          ({"mean": np.zeros(3)}, "does not fit the input shape (2, 4, 4)"),
+                          ({"std": [1.0, np.inf]}, "std must be finite")):
+        with pytest.raises(InputError, match=re.escape(words)):
+            rv.from_torch(pooled, (2, 4, 4), **kwargs)
+
+
+@needs_torch
+def test_with_mean_std_a_normalising_reference_confirms_the_witness():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv1d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(6, 2)).double().eval()
+    net = rv.from_torch(model, (1, 4), mean=0.5, std=0.25)
+    x = np.full(4, 0.5)
+    c = int(np.argmax(net.forward(x)))
+    res = rv.minimal_distortion(net, x, "linf", label=c, time_limit=30,
+                                reference=lambda z: torch_forward(model, (z - 0.5) / 0.25, (1, 4)))
+    assert str(res.verdict) == "found" and res.x_adv is not None, res
+    assert int(np.argmax(torch_forward(model, (res.x_adv - 0.5) / 0.25, (1, 4)))) != c
 
 
 # --------------------------------------------------------------------------- hostile models

@@ -32,7 +32,7 @@ def read_vnnlib(source, *, n_inputs=None, n_outputs=None, name=None):
     return _read_vnnlib(source, n_inputs=n_inputs, n_outputs=n_outputs, name=name)
 
 
-def from_onnx(model, *, name=None):
+def from_onnx(model, *, name=None, mean=None, std=None):
     """Convert an ONNX model (path to a ``.onnx``/``.onnx.gz`` file, or ``onnx.ModelProto``) into a ``Network``.
 
     Thin lazy wrapper around :func:`reluverify.io.onnx.from_onnx`; see there for what is
@@ -40,7 +40,7 @@ def from_onnx(model, *, name=None):
     """
     from .onnx import from_onnx as _from_onnx
 
-    return _from_onnx(model, name=name)
+    return _from_onnx(model, name=name, mean=mean, std=std)
 
 
 def onnxruntime_forward(model, x):
@@ -53,7 +53,7 @@ def onnxruntime_forward(model, x):
     return _onnxruntime_forward(model, x)
 
 
-def from_torch(model, input_shape=None, *, name=None, check=True):
+def from_torch(model, input_shape=None, *, name=None, check=True, mean=None, std=None):
     """Convert a PyTorch ``nn.Sequential`` (or a ``.pt``/``.pth`` file) into a ``Network``.
 
     Thin lazy wrapper around :func:`reluverify.io.torch.from_torch`; see there for what is
@@ -61,7 +61,7 @@ def from_torch(model, input_shape=None, *, name=None, check=True):
     """
     from .torch import from_torch as _from_torch
 
-    return _from_torch(model, input_shape, name=name, check=check)
+    return _from_torch(model, input_shape, name=name, check=check, mean=mean, std=std)
 
 
 def torch_forward(model, x, input_shape):

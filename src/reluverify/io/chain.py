@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..errors import InputError
 from ..model.layers import Conv2D, Dense, MaxPool2D
 
 __all__ = ["AffineChain"]
@@ -125,6 +126,32 @@ class AffineChain:
     def _note_minor(self, label: str) -> None:
         if not self.weight_ops:
             self.pending.append(label)
+
+    # ---- input normalisation
+    def normalise_input(self, input_shape: tuple, mean, std, who: str) -> tuple:
+        """Start the (still empty) chain with ``(x - mean) / std``: the model expects normalised
+        inputs, the network built takes the raw ones (the map is folded into the first Dense or
+        convolution, see :meth:`scale_shift` and :meth:`convolution`). ``mean``/``std``: scalars,
+        one value per channel (the first axis of ``input_shape``, channels first) or arrays
+        broadcastable to ``input_shape``; None means 0 and 1. ``who`` names the caller in errors
+        (``"from_onnx"``). Returns ``(mean, std)`` spread to one value per flattened input entry."""
+        def spread(v, what):
+            v = np.asarray(0.0 if v is None and what == "mean" else 1.0 if v is None else v, dtype=np.float64)
+            if v.ndim == 1 and len(input_shape) > 1 and v.size == input_shape[0] and v.size > 1:
+                v = v.reshape((-1,) + (1,) * (len(input_shape) - 1))
+            try:
+                v = np.broadcast_to(v, input_shape).reshape(-1)
+            except ValueError:
+                raise InputError(f"{who}: {what} of shape {v.shape} does not fit the input shape {input_shape} "
+                                 "(give a scalar, one value per channel, or an array of the input's shape)") from None
+            if not np.all(np.isfinite(v)):
+                raise InputError(f"{who}: {what} must be finite")
+            return v
+        m, s = spread(mean, "mean"), spread(std, "std")
+        if np.any(s == 0):
+            raise InputError(f"{who}: std must be nonzero")
+        self.scale_shift(1.0 / s, -m / s, "(x - mean) / std (the mean/std arguments)")
+        return m, s
 
     # ---- composing maps into the open one
     def gather(self, index: np.ndarray, out_shape: tuple, label: str) -> None:

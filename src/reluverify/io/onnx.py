@@ -378,7 +378,7 @@ def _convert(onnx, model, name: str, mean=None, std=None) -> Network:
     out_name = outputs[0].name
     chain = AffineChain(full_shape)
     if mean is not None or std is not None:
-        _input_normalisation(chain, input_shape, mean, std)
+        chain.normalise_input(input_shape, mean, std, "from_onnx")
     if not has_batch:
         chain.notes.append(
             f"the graph input {inputs[0].name!r} of shape {full_shape} has no batch dimension; the "
@@ -811,28 +811,6 @@ def _max_pool(chain: AffineChain, idx: int, node, a: dict, label: str) -> None:
     except NetworkError as exc:
         raise _unsupported(idx, node, str(exc).rstrip(".")) from None
     chain.max_pool(layer, (1, shape[1], out[1]) if dims == 1 else (1, shape[1], out[0], out[1]), label)
-
-
-def _input_normalisation(chain: AffineChain, input_shape: tuple, mean, std) -> None:
-    """Start the open map with ``(x - mean) / std`` (scalars, one value per channel (the first axis
-    after the batch), or arrays broadcastable to the input): the model expects normalised inputs,
-    the network takes the raw ones."""
-    def spread(v, what):
-        v = np.asarray(0.0 if v is None and what == "mean" else 1.0 if v is None else v, dtype=np.float64)
-        if v.ndim == 1 and len(input_shape) > 1 and v.size == input_shape[0] and v.size > 1:
-            v = v.reshape((-1,) + (1,) * (len(input_shape) - 1))
-        try:
-            v = np.broadcast_to(v, input_shape).reshape(-1)
-        except ValueError:
-            raise InputError(f"from_onnx: {what} of shape {v.shape} does not fit the input shape {input_shape} "
-                             "(give a scalar, one value per channel, or an array of the input's shape)") from None
-        if not np.all(np.isfinite(v)):
-            raise InputError(f"from_onnx: {what} must be finite")
-        return v
-    m, s = spread(mean, "mean"), spread(std, "std")
-    if np.any(s == 0):
-        raise InputError("from_onnx: std must be nonzero")
-    chain.scale_shift(1.0 / s, -m / s, "(x - mean) / std (the mean/std arguments)")
 
 
 def from_onnx(model, *, name: str | None = None, mean=None, std=None) -> Network:

@@ -32,7 +32,10 @@ layers the same way:
   ``ceil_mode`` windows; padding never wins, as in PyTorch);
 * ``ReLU`` closes the open map as a ReLU layer; ``Flatten``/``Unflatten`` relabel the tensor
   (row-major, PyTorch's channels-first order); ``Dropout`` (eval mode) and ``Identity`` are no-ops;
-  a ``Softmax`` as the very last module is dropped (reluverify reasons about logits).
+  a ``Softmax`` as the very last module is dropped (reluverify reasons about logits);
+* ``mean``/``std`` given to :func:`from_torch` (an input normalisation the model expects outside
+  it) start the chain as ``(x - mean) / std``, folded into the first layer as in the ONNX importer
+  (:meth:`~reluverify.io.chain.AffineChain.normalise_input`).
 
 Anything else (other activations, custom modules with their own ``forward``, grouped or dilated
 convolutions, padding modes other than zeros, modules in training mode where that changes their
@@ -415,7 +418,8 @@ def _check_input_shape(input_shape, modules) -> tuple:
     return tuple(int(d) for d in shape)
 
 
-def from_torch(model, input_shape=None, *, name: str | None = None, check: bool = True) -> Network:
+def from_torch(model, input_shape=None, *, name: str | None = None, check: bool = True, mean=None,
+               std=None) -> Network:
     """Convert a PyTorch ``nn.Sequential`` (or one supported module, or a ``.pt``/``.pth`` file read by
     :func:`load_torch`) into a :class:`~reluverify.Network`.
 
@@ -434,6 +438,15 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
 
     To re-check witnesses with PyTorch itself, pass the module as ``reference=`` to the questions
     (``rv.verify_robustness(net, x, ..., reference=model)``).
+
+    ``mean``/``std``: the model expects inputs normalised as ``(x - mean) / std`` outside the module
+    (e.g. MNIST's 0.1307/0.3081, or torchvision's ``Normalize(mean, std)`` per channel): the
+    normalisation is folded into the first layer, exactly as :func:`reluverify.io.onnx.from_onnx`
+    does, so the network takes raw inputs ``x`` and questions (radii, boxes) are asked in that
+    space. Scalars, one value per channel (the first axis of ``input_shape``) or arrays of the
+    input's shape. The module itself still reads normalised inputs, so a reference that re-checks
+    witnesses must normalise them first, e.g. ``reference=lambda x: torch_forward(model, (x - 0.1307)
+    / 0.3081, (1, 28, 28))`` (per channel: spread the values over the flattened input).
     """
     torch = _import_torch()
     if isinstance(model, (str, os.PathLike)):
@@ -450,6 +463,9 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
         raise NetworkError("the PyTorch model is an empty nn.Sequential: it has no layers")
     input_shape = _check_input_shape(input_shape, modules)
     chain = AffineChain((1,) + input_shape)
+    norm = None
+    if mean is not None or std is not None:
+        norm = chain.normalise_input(input_shape, mean, std, "from_torch")
     for i, (label, kind, m) in enumerate(modules):
         what = _describe(label, kind)
         if getattr(m, "_forward_hooks", None) or getattr(m, "_forward_pre_hooks", None):
@@ -495,7 +511,7 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
                       model, torch.jit.ScriptModule) else str(getattr(model, "original_name", "torchscript")),
                   notes=tuple(chain.notes))
     if check:
-        _check_against(torch, model, net)
+        _check_against(torch, model, net, norm)
     return net
 
 
@@ -509,15 +525,16 @@ def _float64_copy(torch, model):
         return None
 
 
-def _check_against(torch, model, net: Network) -> None:
-    """The imported network must reproduce the module (a float64 copy) on random inputs."""
+def _check_against(torch, model, net: Network, norm: tuple | None = None) -> None:
+    """The imported network must reproduce the module (a float64 copy) on random inputs; with
+    ``norm = (mean, std)`` (flattened), the module reads them normalised."""
     twin = _float64_copy(torch, model)
     if twin is None:
         object.__setattr__(net, "notes", net.notes + (
             "not cross-checked against PyTorch's forward pass: the module could not be copied to float64",))
         return
     x = np.random.default_rng(0).uniform(-1.0, 1.0, size=(_CHECK_POINTS, net.n_inputs))
-    expected = torch_forward(twin, x, net.input_shape)
+    expected = torch_forward(twin, x if norm is None else (x - norm[0]) / norm[1], net.input_shape)
     got = net.forward(x)
     if expected.shape != got.shape:
         raise NetworkError(f"the imported network has {got.shape[1]} outputs but the PyTorch model gives "
