@@ -21,6 +21,50 @@ def _margin(ens: TreeEnsemble, S: np.ndarray, c: int, target: int | None) -> np.
     return np.delete(S, c, axis=1).max(axis=1) - S[:, c]
 
 
+def _moves(ens: TreeEnsemble, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
+    """The single moves from ``x`` (module docstring), without repeats, and their scores.
+
+    Returns ``(F, V, S)``: per move the feature, its new value and the ensemble's scores after it
+    (float64 sums, for ranking only: every point the attack returns is checked by the caller). A
+    move on feature ``f`` changes only the trees whose current path tests ``f``; only those are
+    routed again (all trees at once, :meth:`TreeEnsemble._flat`)."""
+    roots, feature, limit, left, right, value, depth = ens._flat
+    T = roots.size
+    node = roots.copy()
+    path = np.empty((depth, T), dtype=np.int64)
+    for d in range(depth):  # the current path in every tree (a leaf repeats itself)
+        path[d] = node
+        node = np.where(x[feature[node]] <= limit[node], left[node], right[node])
+    leaf0 = node
+    tree_of = np.broadcast_to(np.arange(T), path.shape).ravel()
+    nodes = path.ravel()
+    inner = left[nodes] != nodes
+    nodes, tree_of = nodes[inner], tree_of[inner]
+    f_all, L_all = feature[nodes], limit[nodes]
+    v_all = np.where(x[f_all] <= L_all, np.nextafter(L_all, np.inf), L_all)
+    keep = (lo[f_all] <= v_all) & (v_all <= hi[f_all])
+    if not keep.any():
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, ens.n_outputs))
+    pairs = np.unique(np.stack([f_all[keep].astype(np.float64), v_all[keep]], axis=1), axis=0)
+    F, V = pairs[:, 0].astype(np.int64), pairs[:, 1]
+    # the trees whose path tests each feature, grouped by feature
+    ft = np.unique(np.stack([f_all, tree_of], axis=1), axis=0)
+    first = np.searchsorted(ft[:, 0], F, side="left")
+    count = np.searchsorted(ft[:, 0], F, side="right") - first
+    move = np.repeat(np.arange(F.size), count)
+    pos = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+    trees = ft[pos, 1]
+    fm, vm = F[move], V[move]
+    node = roots[trees]
+    for _ in range(depth):
+        fn = feature[node]
+        xv = np.where(fn == fm, vm, x[fn])
+        node = np.where(xv <= limit[node], left[node], right[node])
+    S = np.repeat(ens.forward(x)[None, :], F.size, axis=0)
+    np.add.at(S, move, ens.weight * (value[node] - value[leaf0[trees]]))
+    return F, V, S
+
+
 def greedy_attack(ens: TreeEnsemble, x0: np.ndarray, c: int, inputs, distance, *, target: int | None = None,
                   max_steps: int = 200) -> np.ndarray | None:
     """A point of ``inputs`` (an input set) near ``x0`` that ``ens`` does not classify as ``c``
@@ -37,37 +81,24 @@ def greedy_attack(ens: TreeEnsemble, x0: np.ndarray, c: int, inputs, distance, *
     for _ in range(max_steps):
         if changed(x[None])[0]:
             return _shrink(ens, x0, x, changed, inputs, distance)
-        cand_f, cand_v = [], []
-        for t in ens.trees:
-            node = 0
-            while t.feature[node] >= 0:
-                f, L = int(t.feature[node]), float(t.limit[node])
-                if x[f] <= L:
-                    v = float(np.nextafter(L, np.inf))
-                    node = int(t.left[node])
-                else:
-                    v = L
-                    node = int(t.right[node])
-                if lo[f] <= v <= hi[f]:
-                    cand_f.append(f)
-                    cand_v.append(v)
-        if not cand_f:
+        F, V, S = _moves(ens, x, lo, hi)
+        if not F.size:
             return None
-        F, V = np.array(cand_f), np.array(cand_v)
         X = np.repeat(x[None], F.size, axis=0)
         X[np.arange(F.size), F] = V
         ok = np.array([inputs.contains(r) for r in X]) if not inputs.is_box else np.ones(F.size, bool)
         if not ok.any():
             return None
-        X = X[ok]
-        cur = _margin(ens, ens.forward(x[None]), c, target)[0]
-        gain = _margin(ens, ens.forward(X), c, target) - cur
+        X, S = X[ok], S[ok]
+        s_x = ens.forward(x)
+        cur = _margin(ens, s_x[None], c, target)[0]
+        gain = _margin(ens, S, c, target) - cur
         added = distance(X) - distance(x[None])[0]
         score = gain / (np.maximum(added, 0.0) + 1e-3)  # not a tolerance: free moves rank first
         best = int(np.argmax(score))
         if gain[best] <= 0 and not np.any(gain > 0):
             # no single move helps: take the one that changes the most scores (a plateau)
-            best = int(np.argmax(np.abs(ens.forward(X) - ens.forward(x[None])).sum(axis=1)))
+            best = int(np.argmax(np.abs(S - s_x[None]).sum(axis=1)))
             if np.array_equal(X[best], x):
                 return None
         x = X[best]

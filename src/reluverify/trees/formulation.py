@@ -159,7 +159,7 @@ def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None) ->
         under = _leaves_under(t, cols)
         for node in split.tolist():
             p = index[(int(t.feature[node]), float(t.limit[node]))]
-            left, right = under[int(t.left[node])], under[int(t.right[node])]
+            left, right = under.get(int(t.left[node]), []), under.get(int(t.right[node]), [])
             if left:
                 row(left + [p], [1.0] * len(left) + [-1.0], -np.inf, 0.0)  # sum(left) - p <= 0
             if right:
@@ -185,13 +185,18 @@ def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None) ->
 
 
 def _leaves_under(tree, cols: dict) -> dict:
-    """``{node: [columns of the kept leaves below it]}`` for every node (post-order)."""
+    """``{node: [columns of the kept leaves below it]}`` for every node above a kept leaf (each kept
+    leaf is added to the list of every ancestor: work in leaves x depth)."""
+    parent = np.full(tree.n_nodes, -1, dtype=np.int64)
+    inner = np.flatnonzero(tree.left >= 0)
+    parent[tree.left[inner]] = inner
+    parent[tree.right[inner]] = inner
     under: dict = {}
-    for node in range(tree.n_nodes - 1, -1, -1):  # children have larger indices than their parent
-        if tree.left[node] < 0:
-            under[node] = [cols[node]] if node in cols else []
-        else:
-            under[node] = under.get(int(tree.left[node]), []) + under.get(int(tree.right[node]), [])
+    for leaf, col in cols.items():
+        node = leaf
+        while node >= 0:
+            under.setdefault(node, []).append(col)
+            node = int(parent[node])
     return under
 
 
