@@ -342,3 +342,67 @@ def test_guided_attack_starts_where_the_bounds_point_and_stays_in_the_box(data):
             w = check_witness(net, X[rows[t]], int(y[rows[t]]), e, "linf", pts[t])
             if w is not None:
                 assert w["adversarial_class"] != y[rows[t]]
+
+
+def _nearest_clean(net, X):
+    """A 'source model' that never changes its mind: the clean logits of the nearest sample (no
+    counterexample can convince it)."""
+    X2 = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+
+    def ref(x):
+        j = int(np.argmin(np.abs(X2 - np.ravel(x)).max(axis=1)))
+        return net.forward(X2[j])
+    return ref
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_reference_confirms_every_counterexample(data, batch):
+    """reference=: a source model that agrees with the network changes nothing (and confirms every
+    reported counterexample); one that never confirms turns every would-be counterexample into an
+    honest unknown, wherever it was found (batched stages or engine), and proofs stay proofs."""
+    net, X, y = data
+    X, y = X[:5], y[:5]
+    eps = [0.02, 0.05]
+    plain = rv.evaluate_robustness(net, X, y, eps, executor="serial", time_limit=20, batch=batch, progress=False)
+    calls = []
+
+    def same(x):
+        calls.append(1)
+        return net.forward(np.ravel(x))
+    agreed = rv.evaluate_robustness(net, X, y, eps, executor="serial", time_limit=20, batch=batch, progress=False,
+                                    reference=same)
+    assert verdicts(agreed) == verdicts(plain)
+    assert "not_robust" in verdicts(plain).values() and "robust" in verdicts(plain).values()
+    # at least one check per sample with a counterexample (an inferred larger eps reuses its witness)
+    assert len(calls) >= len({s for (s, _), v in verdicts(plain).items() if v == "not_robust"})
+    stubborn = rv.evaluate_robustness(net, X, y, eps, executor="serial", time_limit=20, batch=batch,
+                                      progress=False, reference=_nearest_clean(net, X))
+    for key, v in verdicts(plain).items():
+        got = verdicts(stubborn)[key]
+        assert got != "not_robust"
+        assert got == (v if v in ("robust", MISCLASSIFIED) else "unknown")
+    assert not stubborn.examples
+
+
+def test_reference_checks_radius_witnesses(data):
+    net, X, y = data
+    X, y = X[[0, 1]], y[[0, 1]]
+    res = rv.evaluate_robustness(net, X, y, [0.05], executor="serial", time_limit=20, radius=True, progress=False,
+                                 reference=_nearest_clean(net, X))
+    for rr in res.radii:
+        assert rr["distance"] is None and not rr["optimal"] and rr["verdict"] == "unknown"
+        assert "reference" in rr["message"]
+    assert all(r["verdict"] in ("robust", "unknown") for r in res.rows)
+    assert not res.radius_examples
+
+
+def test_reference_is_for_networks():
+    pytest.importorskip("sklearn")
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 4))
+    y = (X[:, 0] > 0.5).astype(int)
+    ens = rv.from_sklearn(DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y))
+    with pytest.raises(rv.InputError, match="reference= is for networks"):
+        rv.evaluate_robustness(ens, X[:3], y[:3], [0.1], executor="serial", progress=False, reference=lambda x: x)

@@ -533,3 +533,50 @@ def test_evaluate_command_reads_pt_files(tmp_path, capsys):
     assert "--input-shape is for PyTorch" in capsys.readouterr().err
     assert main(argv + ["--input-shape", "1,x"]) == 2
     assert "positive integers" in capsys.readouterr().err
+
+
+@needs_torch
+def test_evaluate_command_checks_counterexamples_with_the_pt_module(tmp_path, capsys):
+    """`reluverify evaluate MODEL.pt` hands the loaded module to evaluate_robustness as reference=:
+    the same module confirms its counterexamples; a file whose module disagrees with the network
+    reluverify reads (a forward that never changes class) leaves them unknown."""
+    from reluverify.cli import main
+    from reluverify.evaluate.command import load_model
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).float().eval()
+    X = np.random.default_rng(5).random((200, 4))
+    y = np.argmax(torch_forward(model, X, (4,)), axis=1)
+    k = int(np.bincount(y).argmax())  # six samples of the commonest class
+    X, y = X[y == k][:6], y[y == k][:6]
+    np.savez(tmp_path / "data.npz", x_test=X, y_test=y)
+    torch.save(model, tmp_path / "m.pt")
+    net, source = load_model(str(tmp_path / "m.pt"), None, with_source=True)
+    assert source is not None and np.allclose(torch_forward(source, X, (4,)), net.forward(X), atol=1e-5)
+    argv = ["evaluate", str(tmp_path / "m.pt"), "--data", str(tmp_path / "data.npz"), "--eps", "0.5", "--workers",
+            "1", "--quiet", "--time-limit", "20", "--store"]
+    assert main(argv + [str(tmp_path / "a.sqlite")]) == 0
+    from reluverify.evaluate.store import Store
+
+    first = {r["sample"]: r["verdict"] for r in Store(tmp_path / "a.sqlite").records()}
+    assert "not_robust" in first.values()  # eps 0.5 on [0, 1]^4: a class change is within reach
+    # the same network, but the module that confirms witnesses keeps the clean class everywhere
+    import reluverify.evaluate.command as command
+
+    real = command._load_model
+
+    def stubborn(path, shape, with_source):
+        net, _ = real(path, shape, True)
+
+        def never(x):  # class k, the class of every sample, always wins
+            return 10.0 * (np.arange(3) == k)
+        return (net, never) if with_source else net
+    command._load_model = stubborn
+    try:
+        assert main(argv + [str(tmp_path / "b.sqlite")]) == 0
+    finally:
+        command._load_model = real
+    second = {r["sample"]: r["verdict"] for r in Store(tmp_path / "b.sqlite").records()}
+    for s, v in first.items():
+        assert second[s] == ("unknown" if v == "not_robust" else v)
+    capsys.readouterr()

@@ -54,8 +54,31 @@ def parse_shape(text):
     return shape
 
 
-def load_model(path: str, input_shape=None):
-    """A model from ``path`` (or ``"seed"``), by its suffix; ``input_shape`` is for PyTorch files."""
+def load_model(path: str, input_shape=None, *, with_source: bool = False):
+    """A model from ``path`` (or ``"seed"``), by its suffix; ``input_shape`` is for PyTorch files.
+    ``with_source=True`` returns ``(model, source)``: ``source`` is the framework model that
+    confirms counterexamples (the Keras model, the PyTorch module, onnxruntime on the ONNX file when
+    onnxruntime is installed), None when there is none (a reluverify ``.npz``, the seed network; tree
+    ensembles carry theirs inside)."""
+    source = None
+    model = _load_model(path, input_shape, with_source)
+    if isinstance(model, tuple):
+        model, source = model
+    return (model, source) if with_source else model
+
+
+def _onnx_source(path: str):
+    """onnxruntime on the ONNX file, or None without onnxruntime."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    from ..io.onnx import onnxruntime_forward
+
+    return lambda x: onnxruntime_forward(path, x)
+
+
+def _load_model(path: str, input_shape, with_source: bool):
     if path == "seed":
         from ..zoo import seed_mlp
 
@@ -78,20 +101,27 @@ def load_model(path: str, input_shape=None):
     if low.endswith((".onnx", ".onnx.gz")):
         from .. import from_onnx
 
-        return from_onnx(path)
+        net = from_onnx(path)
+        return (net, _onnx_source(path)) if with_source else net
     if low.endswith((".pt", ".pth")):  # a pickled module runs code when loaded: load only files you trust
         from .. import from_torch
+        from ..io.torch import load_torch
 
         try:
-            return from_torch(path, input_shape)
+            module = load_torch(path)
+            net = from_torch(module, input_shape)
+            return (net, module) if with_source else net
         except InputError as exc:
             if input_shape is not None:
                 raise
             raise InputError(f"model {path}: {exc} (on the command line: --input-shape, e.g. 1,28,28)") from exc
     if low.endswith((".keras", ".h5")):
         from .. import from_keras
+        from ..io.keras import _import_keras, _load
 
-        return from_keras(path)
+        keras_model = _load(_import_keras(), path)
+        net = from_keras(keras_model)
+        return (net, keras_model) if with_source else net
     import pickle  # a fitted tree model (a pickle is code: load only files you trust)
 
     from .. import from_lightgbm, from_sklearn, from_xgboost
@@ -173,14 +203,14 @@ def run_command(args) -> int:
     shape = parse_shape(args.input_shape)
     if shape is not None and not args.model.lower().endswith((".pt", ".pth")):
         raise InputError("--input-shape is for PyTorch .pt/.pth models; the other model files carry their shape")
-    model = load_model(args.model, shape)
+    model, source = load_model(args.model, shape, with_source=True)
     X, y = load_data(args.data)
     if args.limit is not None:
         X, y = X[:args.limit], y[:args.limit]
     executor = args.scheduler if args.scheduler else ("serial" if args.workers == 1 else None)
     res = evaluate_robustness(model, X, y, args.eps_list, args.norm, solver=args.solver, time_limit=args.time_limit,
                               radius=args.radius, executor=executor, workers=args.workers, store=args.store,
-                              progress=False if args.quiet else None)
+                              progress=False if args.quiet else None, reference=source)
     print(res.table())
     print(res.summary())
     if args.store:

@@ -159,14 +159,20 @@ class Runner:
 
     def warm(self, expected_tasks: int) -> None:
         """Start our own process pool now and have each worker import reluverify and unpickle the
-        model in the background (the caller's batched stages run meanwhile). Other executors are
-        left alone until :meth:`start`."""
-        if self.kind != "processes" or self.pool is not None:
+        model in the background (the caller's batched stages run meanwhile); on Dask, every worker
+        of the cluster does the same (fire and forget: a worker that joins later gets the model with
+        its tasks, which always carry it). Other executors are left alone until :meth:`start`."""
+        if self.kind not in ("processes", "dask") or self.pool is not None or expected_tasks < 1:
             return
         self.start(expected_tasks)
         if self.kind == "processes" and self._own is not None:
             for _ in range(self.workers):
                 self._own.submit(_warm)
+        elif self.kind == "dask":
+            client = getattr(self.pool, "_client", None)
+            if client is not None:
+                blob = pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL)
+                client.run(_init_worker, self.model_hash, blob, wait=False)
 
     def _dask_executor(self, arg):
         try:

@@ -49,7 +49,8 @@ from .result import FIELDS, MISCLASSIFIED, EvaluationResult
 from .store import Store
 
 WARM_MIN_QUERIES = 100  # open queries from which our pool starts before the batched stages (not a tolerance)
-ROBUST, NOT_ROBUST, UNKNOWN = Verdict.ROBUST.value, Verdict.NOT_ROBUST.value, Verdict.UNKNOWN.value
+ROBUST, NOT_ROBUST, UNKNOWN, FOUND = (Verdict.ROBUST.value, Verdict.NOT_ROBUST.value, Verdict.UNKNOWN.value,
+                                   Verdict.FOUND.value)
 
 
 def model_hash(model) -> str:
@@ -183,7 +184,7 @@ class _Sample:
 def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = DEFAULT_SOLVER,
                         time_limit: float | None = DEFAULT_TIME_LIMIT, radius: bool = False, executor=None,
                         workers: int | None = None, store=None, progress=None, batch: bool = True,
-                        monotone: bool = True) -> EvaluationResult:
+                        monotone: bool = True, reference=None) -> EvaluationResult:
     """Robustness of every sample of ``X`` (labels ``y``) at every radius of ``eps`` in ``norm``.
 
     Returns an :class:`~reluverify.evaluate.result.EvaluationResult`: one row per (sample, eps)
@@ -201,6 +202,11 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
     ``progress``: None (tqdm bars when tqdm is installed), True (tqdm, else plain lines on stderr)
     or False. ``batch=False`` skips the batched attack and bounds and ``monotone=False`` the eps
     inference (both for comparisons: the verdicts are the same, the work is not).
+    ``reference``: the source model of a network (Keras, a PyTorch module, or a callable
+    ``x -> outputs``, e.g. onnxruntime), as in :func:`reluverify.verify_robustness`: every
+    counterexample, wherever it was found, must also change the class of the source model, in this
+    process, before it is reported (one that does not is an honest ``unknown``). Tree ensembles
+    check with the framework model they were imported from, always.
 
     With the default process pool, scripts must guard the call with ``if __name__ == "__main__":``
     (the workers are spawned and import the main module).
@@ -224,6 +230,14 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
         raise InputError("y holds non-integer labels; pass class indices")
     y = y.astype(np.int64)
     is_net = isinstance(model, Network)
+    if reference is not None and not is_net:
+        raise InputError("reference= is for networks: a tree ensemble checks every witness with the framework "
+                         "model it was imported from")
+    ref = None
+    if is_net:
+        from ..problems.common import resolve_reference
+
+        ref = resolve_reference(reference, None, model)
     X2 = X.reshape(n, -1)
     if is_net:
         if X2.shape[1] != model.n_inputs:
@@ -346,7 +360,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                 found = []
                 for b in np.flatnonzero(gaps > 0):
                     i = idx[b]
-                    w = check_witness(model, X2[i], int(y[i]), e, norm, pts[b])
+                    w = check_witness(model, X2[i], int(y[i]), e, norm, pts[b], ref)
                     if w is not None:
                         found.append((i, w))
                 share = (time.perf_counter() - t0) / len(idx)
@@ -399,7 +413,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                         i = int(ii[t])
                         if i in found:
                             continue
-                        w = check_witness(model, X2[i], int(y[i]), e, norm, pts[t])
+                        w = check_witness(model, X2[i], int(y[i]), e, norm, pts[t], ref)
                         if w is not None:
                             found[i] = w
                 share = (time.perf_counter() - t0) / len({g[0] for g in pairs})
@@ -449,7 +463,25 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                 task["attack"] = False
             inflight[runner.submit(task)] = (i, k)
 
+    def confirmed(i, e, out) -> dict:
+        """An engine result whose counterexample the source model does not confirm becomes an honest
+        unknown (the workers check with the float64 pass only: the reference stays here)."""
+        if ref is None or out["x_adv"] is None:
+            return out
+        from .stages import check_witness
+
+        if e is None and out["distance"] is not None:  # a radius search: its witness, at its own distance
+            e = out["distance"] * (1 + 1e-9) + 1e-12
+        if e is not None and check_witness(model, X2[i], int(y[i]), e, norm, out["x_adv"], ref) is not None:
+            return out
+        why = "the source model (reference) does not confirm the counterexample"
+        if out["verdict"] in (NOT_ROBUST, FOUND):
+            out = dict(out, verdict=UNKNOWN)
+        return dict(out, x_adv=None, distance=None, adversarial_class=None, optimal=False if
+                    out.get("optimal") is not None else None, message=f"{why}; {out['message']}"[:500])
+
     def finish_radius(i, out):
+        out = confirmed(i, None, out)
         rr = {"sample": i, "verdict": out["verdict"], "distance": out["distance"], "lower_bound": out["lower_bound"],
               "optimal": out["optimal"], "time_s": out["time_s"], "stage": out["stage"], "label": int(y[i]),
               "adversarial_class": out["adversarial_class"], "message": out["message"], "x_adv": out["x_adv"]}
@@ -466,7 +498,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                 if is_net:
                     from .stages import check_witness
 
-                    w = check_witness(model, X2[i], int(y[i]), e, norm, out["x_adv"])
+                    w = check_witness(model, X2[i], int(y[i]), e, norm, out["x_adv"], ref)
                 if w is not None:
                     commit(samples[i].settle(k, row(i, e, NOT_ROBUST, stage="radius", method="minimal distortion",
                                                     distance=w["distance"], x_adv=w["x_adv"],
@@ -492,6 +524,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
                     finish_radius(i, out)
                 else:
                     e = eps_list[k]
+                    out = confirmed(i, e, out)
                     verdict = out["verdict"] if out["verdict"] in (ROBUST, NOT_ROBUST) else UNKNOWN
                     commit(samples[i].settle(k, row(i, e, verdict, time_s=out["time_s"], stage=out["stage"],
                                                     method=out["method"], message=out["message"],

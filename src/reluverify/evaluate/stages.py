@@ -35,16 +35,18 @@ BOUND_CHUNK = 128
   # boxes per batch_bounds call (memory: chunk x 2 x neurons x inputs floats)
 
 
-def query_for(network: Network, x0: np.ndarray, label: int, eps: float, norm: str):
-    """``(query, input set)`` exactly as :func:`reluverify.verify_robustness` builds them."""
+def query_for(network: Network, x0: np.ndarray, label: int, eps: float, norm: str, reference=None):
+    """``(query, input set)`` exactly as :func:`reluverify.verify_robustness` builds them
+    (``reference(x) -> outputs``: the source model that must confirm a witness, or None)."""
     inputs, _ = robustness_set(network, x0, eps, norm, None)
-    return class_change_query(network, label, inputs), inputs
+    return class_change_query(network, label, inputs, reference=reference), inputs
 
 
-def check_witness(network: Network, x0, label: int, eps: float, norm: str, x) -> dict | None:
+def check_witness(network: Network, x0, label: int, eps: float, norm: str, x, reference=None) -> dict | None:
     """The engine's witness check of ``x`` for the query (sample ``x0``, class ``label``, ball
-    ``eps``): ``{"x_adv", "distance", "adversarial_class"}`` when it passes, else None."""
-    query, inputs = query_for(network, x0, label, eps, norm)
+    ``eps``; confirmed by ``reference`` too when given): ``{"x_adv", "distance",
+    "adversarial_class"}`` when it passes, else None."""
+    query, inputs = query_for(network, x0, label, eps, norm, reference)
     check = Witnesses(query)
     y = network.forward(np.asarray(x, dtype=np.float64))
     others = [j for j in range(network.n_outputs) if j != label]
