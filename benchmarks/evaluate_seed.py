@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/evaluate_seed.py --part main
         [--images 1000] [--eps 0.01,0.02,0.03,0.05] [--workers 2] [--timeout 60]
     ... --part scaling [--pool 300]     hard queries: 1 worker vs 2 workers vs a Dask LocalCluster
+    ... --part scaling --radius-images 30   the same, on certified-radius searches (heavier queries)
     ... --part radii [--images 200]      certified radii (exact minimal L-inf), --timeout s each
 
 ``main``: the seed network on the first ``--images`` bundled test images x every eps, ``--workers``
@@ -10,7 +11,9 @@ processes: wall time (loading excluded), how many queries stayed unknown, what d
 ``scaling``: of the first ``--pool`` test images, those whose eps-0.05 query the batched attack and
 bounds leave open (the engine's work); that workload with ``executor="serial"`` (one worker, in
 process), the process pool of 2 and a Dask ``LocalCluster`` of 2 single-threaded workers (the
-cluster's start excluded, reported apart); the verdicts must agree. ``radii``: ``radius=True``:
+cluster's start excluded, reported apart); the verdicts must agree. With ``--radius-images N``
+the workload is instead the radius searches (``radius=True``, eps 0.05) of the first N test images:
+seconds per query, so that start-up costs no longer hide the speed-up. ``radii``: ``radius=True``:
 ``minimal_distortion`` per image, how many proven optimal.
 Each part writes ``benchmarks/results/evaluate_seed_<part>.md`` (and ``.json``); ``main`` also
 writes the report (``benchmarks/results/evaluate_seed/``). The load average of the machine is
@@ -120,14 +123,20 @@ def hard_workload(net, X, y, pool: int, eps: float):
 def part_scaling(args) -> None:
     net, X, y = load()
     eps = 0.05
-    idx = hard_workload(net, X, y, args.pool, eps)
+    if args.radius_images:
+        idx = np.arange(args.radius_images)
+        what = (f"certified-radius searches (radius=True, eps {eps}) of the first {args.radius_images} test "
+                "images: a minimal L-inf distortion search per correctly classified image")
+    else:
+        idx = hard_workload(net, X, y, args.pool, eps)
+        what = (f"of the first {args.pool} test images, the correctly classified ones whose eps {eps} "
+                "query none of the batched stages (attack, bounds, guided attack) decides (every one goes to the engine)")
     Xh, yh = X[idx], y[idx]
+    kw = dict(time_limit=args.timeout, progress=False, radius=bool(args.radius_images))
     runs = {}
     t0 = time.perf_counter()
-    runs["1 worker (serial)"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor="serial", time_limit=args.timeout,
-                                                       progress=False)
-    runs["process pool, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], workers=2, time_limit=args.timeout,
-                                                             progress=False)
+    runs["1 worker (serial)"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor="serial", **kw)
+    runs["process pool, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], workers=2, **kw)
     dask_note = "dask not installed"
     try:
         from dask.distributed import Client, LocalCluster
@@ -139,24 +148,28 @@ def part_scaling(args) -> None:
                 Client(cluster) as client:
             client.wait_for_workers(2)
             start = time.perf_counter() - t1
-            runs["Dask LocalCluster, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor=client,
-                                                                          time_limit=args.timeout, progress=False)
+            runs["Dask LocalCluster, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor=client, **kw)
         dask_note = f"cluster start {start:.1f} s, not counted"
     base = runs["1 worker (serial)"]
     verdicts = {k: [r["verdict"] for r in v.rows] for k, v in runs.items()}
     same = all(v == verdicts["1 worker (serial)"] for v in verdicts.values())
-    lines = [f"# evaluate_robustness scaling: {len(idx)} hard queries (eps {eps}, left open by the batched stages)", ""]
+    lines = [f"# evaluate_robustness scaling: {len(idx)} {'images' if args.radius_images else 'hard queries'} "
+             f"(eps {eps})", ""]
     lines += [f"- {h}" for h in header(args)]
-    lines += [f"- workload: of the first {args.pool} test images, the correctly classified ones whose eps {eps} "
-              "query none of the batched stages (attack, bounds, guided attack) decides (every one goes to the engine)",
+    lines += [f"- workload: {what}",
               f"- same verdicts in all runs: {same}; {dask_note}; load average at the end {os.getloadavg()[0]:.2f}",
               "", "| executor | wall s | speed-up vs 1 worker | robust | not robust | unknown |", "|---|---|---|---|---|---|"]
     for k, v in runs.items():
         s = v.by_eps()[0]
         lines.append(f"| {k} | {v.wall_s:.1f} | {base.wall_s / v.wall_s:.2f}x | {s['robust']} | {s['not_robust']} | "
                      f"{s['unknown']} |")
-    write("scaling", lines, {"n": len(idx), "same": same, "wall_s": {k: v.wall_s for k, v in runs.items()},
-                             "total_s": time.perf_counter() - t0})
+    if args.radius_images:
+        lines.append("")
+        lines.append("Proven-optimal radius searches per executor: " + ", ".join(
+            f"{k}: {v.radius_stats().get('optimal', 0)}/{v.radius_stats().get('samples', 0)}" for k, v in runs.items()))
+    write("scaling" + ("_radius" if args.radius_images else ""), lines,
+          {"n": len(idx), "same": same, "wall_s": {k: v.wall_s for k, v in runs.items()},
+           "total_s": time.perf_counter() - t0})
 
 
 def part_radii(args) -> None:
@@ -200,6 +213,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--pool", type=int, default=300)
+    ap.add_argument("--radius-images", type=int, default=0, help="scaling: radius searches of the first N images")
     ap.add_argument("--store", default=None)
     ap.add_argument("--summarize", action="store_true", help="radii: summarise the store of an interrupted run")
     args = ap.parse_args()
