@@ -122,21 +122,22 @@ def hard_workload(net, X, y, pool: int, eps: float):
 
 def part_scaling(args) -> None:
     net, X, y = load()
-    eps = 0.05
+    eps = [0.05]
     if args.radius_images:
+        eps = [float(e) for e in args.eps.split(",")]
         idx = np.arange(args.radius_images)
-        what = (f"certified-radius searches (radius=True, eps {eps}) of the first {args.radius_images} test "
+        what = (f"certified-radius searches (radius=True, eps {args.eps}) of the first {args.radius_images} test "
                 "images: a minimal L-inf distortion search per correctly classified image")
     else:
-        idx = hard_workload(net, X, y, args.pool, eps)
-        what = (f"of the first {args.pool} test images, the correctly classified ones whose eps {eps} "
+        idx = hard_workload(net, X, y, args.pool, eps[0])
+        what = (f"of the first {args.pool} test images, the correctly classified ones whose eps {eps[0]} "
                 "query none of the batched stages (attack, bounds, guided attack) decides (every one goes to the engine)")
     Xh, yh = X[idx], y[idx]
     kw = dict(time_limit=args.timeout, progress=False, radius=bool(args.radius_images))
     runs = {}
     t0 = time.perf_counter()
-    runs["1 worker (serial)"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor="serial", **kw)
-    runs["process pool, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], workers=2, **kw)
+    runs["1 worker (serial)"] = rv.evaluate_robustness(net, Xh, yh, eps, executor="serial", **kw)
+    runs["process pool, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, eps, workers=2, **kw)
     dask_note = "dask not installed"
     try:
         from dask.distributed import Client, LocalCluster
@@ -148,19 +149,19 @@ def part_scaling(args) -> None:
                 Client(cluster) as client:
             client.wait_for_workers(2)
             start = time.perf_counter() - t1
-            runs["Dask LocalCluster, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, [eps], executor=client, **kw)
+            runs["Dask LocalCluster, 2 workers"] = rv.evaluate_robustness(net, Xh, yh, eps, executor=client, **kw)
         dask_note = f"cluster start {start:.1f} s, not counted"
     base = runs["1 worker (serial)"]
     verdicts = {k: [r["verdict"] for r in v.rows] for k, v in runs.items()}
     same = all(v == verdicts["1 worker (serial)"] for v in verdicts.values())
     lines = [f"# evaluate_robustness scaling: {len(idx)} {'images' if args.radius_images else 'hard queries'} "
-             f"(eps {eps})", ""]
+             f"(eps {', '.join(map(str, eps))})", ""]
     lines += [f"- {h}" for h in header(args)]
     lines += [f"- workload: {what}",
               f"- same verdicts in all runs: {same}; {dask_note}; load average at the end {os.getloadavg()[0]:.2f}",
               "", "| executor | wall s | speed-up vs 1 worker | robust | not robust | unknown |", "|---|---|---|---|---|---|"]
     for k, v in runs.items():
-        s = v.by_eps()[0]
+        s = {w: sum(b[w] for b in v.by_eps()) for w in ("robust", "not_robust", "unknown")}
         lines.append(f"| {k} | {v.wall_s:.1f} | {base.wall_s / v.wall_s:.2f}x | {s['robust']} | {s['not_robust']} | "
                      f"{s['unknown']} |")
     if args.radius_images:

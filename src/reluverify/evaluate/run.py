@@ -431,10 +431,15 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
     for i in good:
         samples[i].radius_open = bool(radius) and i not in radii
     # the likely longest first (so that no long query starts last): the more wrong classes the
-    # batched bounds left open at a sample's largest open eps, the more branching its proof takes
+    # batched bounds left open at a sample's largest open eps, the more branching its proof takes;
+    # a radius search first of all, the longer the larger its radius may be (the smallest eps with a
+    # counterexample bounds it; none: larger than every eps), as proofs over wider balls branch more
     def expected_work(i):
-        ks = samples[i].open()
-        return (hardness.get((i, ks[-1]), 0), ks[-1]) if ks else (0, -1)
+        s = samples[i]
+        ks = s.open()
+        found = [e for e, r in zip(eps_list, s.rows) if r is not None and r["verdict"] == NOT_ROBUST]
+        return (s.radius_open, min(found, default=math.inf) if s.radius_open else 0.0,
+                hardness.get((i, ks[-1]), 0) if ks else 0, ks[-1] if ks else -1)
 
     todo = deque(sorted((i for i in good if samples[i].open() or samples[i].radius_open), key=expected_work,
                         reverse=True))
