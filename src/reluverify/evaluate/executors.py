@@ -209,6 +209,9 @@ class Runner:
                 n = sum(self.pool._client.nthreads().values())
             except Exception:
                 n = None
+            else:  # Dask places a task on a worker when it is submitted: one per thread, so that a
+                # task never waits behind a long one on a busy worker while another worker idles
+                return max(int(n), 1)
         return 2 * max(int(n or self.workers), 1)
 
     def submit(self, task: dict):
