@@ -173,17 +173,35 @@ def test_process_pool_and_any_executor_give_the_serial_verdicts(data):
     assert {k: x[0] for k, x in key_rows(threads.rows).items()} == v
 
 
-def test_dask_local_cluster_gives_the_serial_verdicts(data):
+def _has_model(model_hash):
+    from reluverify.evaluate import executors
+
+    return model_hash in executors._MODELS
+
+
+def test_dask_local_cluster_gives_the_serial_verdicts(data, monkeypatch):
     pytest.importorskip("dask.distributed")
     from dask.distributed import Client, LocalCluster
+
+    from reluverify.evaluate import run as run_module
 
     net, X, y = data
     X, y = X[:4], y[:4]
     serial = rv.evaluate_robustness(net, X, y, EPS, executor="serial", time_limit=30, progress=False, batch=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
+        # the warm-up hands the model to every worker before any task runs
+        from reluverify.evaluate.executors import Runner
+
+        h = run_module.model_hash(net)
+        assert not any(client.run(_has_model, h).values())
+        runner = Runner(client, None, net, h)
+        runner.warm(5)
+        runner.warming.join(timeout=60)
+        assert all(client.run(_has_model, h).values())
         via_executor = rv.evaluate_robustness(net, X, y, EPS, executor=client.get_executor(), time_limit=30,
                                               progress=False, batch=False)
+        monkeypatch.setattr(run_module, "WARM_MIN_QUERIES", 1)  # the warm-up runs too (every worker)
         via_client = rv.evaluate_robustness(net, X, y, EPS, executor=client, time_limit=30, progress=False,
                                             batch=False)
         via_address = rv.evaluate_robustness(net, X[:2], y[:2], EPS, executor=cluster.scheduler_address,

@@ -89,6 +89,15 @@ def run_task(task: dict) -> dict:
     return out
 
 
+def _run_everywhere(client, model_hash: str, blob: bytes) -> None:
+    """:func:`_init_worker` on every worker of a Dask cluster (a failure only costs the warm-up:
+    the tasks carry the model)."""
+    try:
+        client.run(_init_worker, model_hash, blob, on_error="ignore")
+    except Exception:  # pragma: no cover - a closing client, an old distributed
+        pass
+
+
 def _warm() -> int:
     """A no-op task: its worker has started (imported reluverify, unpickled the model)."""
     return os.getpid()
@@ -117,6 +126,7 @@ class Runner:
         self.pool = None
         self._send_model = True
         self.note = ""
+        self.warming = None  # the thread warming a Dask cluster's workers
         if executor is None or executor == "processes":
             self.kind = "processes"
         elif executor == "serial":
@@ -170,9 +180,13 @@ class Runner:
                 self._own.submit(_warm)
         elif self.kind == "dask":
             client = getattr(self.pool, "_client", None)
-            if client is not None:
+            if client is not None:  # Client.run blocks (wait=False is for coroutines): a thread waits
+                import threading
+
                 blob = pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL)
-                client.run(_init_worker, self.model_hash, blob, wait=False)
+                self.warming = threading.Thread(target=_run_everywhere, args=(client, self.model_hash, blob),
+                                                daemon=True, name="reluverify-dask-warm")
+                self.warming.start()
 
     def _dask_executor(self, arg):
         try:
