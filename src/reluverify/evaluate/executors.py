@@ -54,11 +54,11 @@ def run_task(task: dict) -> dict:
     from ..threads import limited_blas
     from ..tolerances import OPTIMAL_REL_GAP
 
-    model = task.get("model")
+    # the worker's own copy when it has one (its caches are warm; a copy that came with the task
+    # would rebuild them for every query), else the task's
+    model = _MODELS.get(task["model_hash"])
     if model is None:
-        model = _MODELS[task["model_hash"]]
-    else:
-        _MODELS.setdefault(task["model_hash"], model)
+        model = _MODELS[task["model_hash"]] = task["model"]
     t0 = time.perf_counter()
     try:
         with limited_blas():
