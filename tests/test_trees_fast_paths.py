@@ -125,3 +125,36 @@ def test_attack_moves_are_every_single_crossing_with_its_scores(key):
         # S: the moved point's scores as float64 sums (for ranking); the forward pass sums in the
         # framework's float type: they differ by at most its rounding (twice: once per sum)
         np.testing.assert_allclose(S, ens.forward(Xm), rtol=0, atol=2 * ens.score_rounding())
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1", "l0"])
+@pytest.mark.parametrize("key", ["rf", "gb"])
+def test_cell_distance_is_the_distance_to_the_nearest_point_of_the_cell(key, norm):
+    """Kantchelian's distance on the predicates (add_cell_distance): with the predicates fixed to
+    those of a point, the minimised objective is the distance from the centre to the nearest point
+    of that point's cell (TreeArrays.closest), which the point itself is no nearer than."""
+    from reluverify.engine.milp import open_model
+    from reluverify.sets import ball
+    from reluverify.trees.formulation import add_cell_distance, tree_arrays
+
+    ens = ENSEMBLES[key]
+    rng = np.random.default_rng(3)
+    lo, hi = np.zeros(4), np.ones(4)
+    ta = tree_arrays(ens, lo, hi, link_inputs=False)
+    for _ in range(8):
+        center, x = rng.random(4), rng.random(4)
+        if rng.random() < 0.5:  # centre and point on limits: the closed/open ends of the cells
+            center[0] = ta.pred_limit[rng.integers(ta.pred_limit.size)] if ta.pred_limit.size else center[0]
+            x[1] = ta.pred_limit[rng.integers(ta.pred_limit.size)] if ta.pred_limit.size else x[1]
+        model = open_model(ta.arrays, "highs", threads=1, big_m_value=1.0)
+        cols, coefs, const = add_cell_distance(model, ta, center, norm)
+        model.set_objective(dict(zip(cols, coefs)), "min", offset=const)
+        p = (x[ta.pred_feature] <= ta.pred_limit).astype(float)
+        model.set_col_bounds(ta.pred_cols, p, p)
+        res, values = model.solve(time_limit=10)
+        assert values is not None
+        values = np.asarray(values)
+        near = ta.closest(values, center)
+        assert np.array_equal(ens.leaves(near), ens.leaves(x))  # the same cell as x
+        d = ball(norm, center, None).distance
+        assert abs(res.objective - d(near)) <= 1e-9 and d(near) <= d(x) + 1e-12

@@ -71,6 +71,16 @@ class TreeArrays:
         ok = lower <= upper
         return np.where(ok, np.clip(x, lower, upper), x)
 
+    def closest(self, values, center) -> np.ndarray:
+        """The point of the cell the predicates of a MILP point choose (:meth:`cell`) nearest to
+        ``center`` in every norm (``center`` clipped into it); where the cell is empty (the box ends
+        on a limit), ``center`` clipped to the box: the check that follows rejects it if it is not
+        a witness."""
+        lo, hi = self.box
+        c = np.clip(np.asarray(center, dtype=np.float64), lo, hi)
+        lower, upper = self.cell(values)
+        return np.where(lower <= upper, np.clip(c, lower, upper), c)
+
     def cell(self, values) -> tuple:
         """``(lower, upper)``: the exact cell (within the box) that the predicates of a MILP point
         choose; empty where ``lower > upper``."""
@@ -83,10 +93,12 @@ class TreeArrays:
         return lower, upper
 
 
-def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None) -> TreeArrays:
+def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None, link_inputs: bool = True) -> TreeArrays:
     """The MILP of ``ens`` over the box ``[lower, upper]`` (module docstring) as :class:`TreeArrays`;
     ``trees``: the tree indices to encode (default all), ``outputs``: the outputs that get a score
-    column (default all)."""
+    column (default all). ``link_inputs=False``: the input columns stay (bounded by the box) but
+    get no rows: for questions stated on the predicates alone (:func:`add_cell_distance`), whose
+    points are the cells' points (:meth:`TreeArrays.closest`)."""
     lo = np.asarray(lower, dtype=np.float64).copy()
     hi = np.asarray(upper, dtype=np.float64).copy()
     n = ens.n_features
@@ -149,8 +161,9 @@ def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None) ->
         f, L, c = pred_feature[j], pred_limit[j], pred_cols[j]
         if j + 1 < n_pred and pred_feature[j + 1] == f:
             row([c, pred_cols[j + 1]], [1.0, -1.0], -np.inf, 0.0)  # p_k <= p_k+1
-        row([f, c], [1.0, hi[f] - L], -np.inf, hi[f])  # x <= L + (hi - L)(1 - p)
-        row([f, c], [1.0, L - lo[f]], L, np.inf)  # x >= L - (L - lo) p
+        if link_inputs:
+            row([f, c], [1.0, hi[f] - L], -np.inf, hi[f])  # x <= L + (hi - L)(1 - p)
+            row([f, c], [1.0, L - lo[f]], L, np.inf)  # x >= L - (L - lo) p
     # ---- leaves
     for i, leaves, split in reach:
         t = ens.trees[i]
@@ -182,6 +195,76 @@ def tree_arrays(ens: TreeEnsemble, lower, upper, *, trees=None, outputs=None) ->
         row_upper=np.array(r_hi, dtype=np.float64), input_cols=np.arange(n, dtype=np.int64),
         output_cols=score_cols, layer_cols=[], binary_cols=[])
     return TreeArrays(arrays, pred_feature, pred_limit, pred_cols, leaf_cols, trees, outputs, (lo, hi))
+
+
+def add_cell_distance(model, ta: TreeArrays, center, norm: str) -> tuple:
+    """The distance from ``center`` to the cell the predicates choose, in ``norm`` ("linf", "l1",
+    "l0"), as ``(columns, coefficients, constant)`` over the predicate columns of ``ta`` (and, for
+    L-inf and L0, columns and rows added to ``model``): the formulation of Kantchelian et al. (ICML
+    2016), exact at every integral point of a problem that minimises it or bounds it from above.
+
+    Per feature ``f`` with centre ``c``, the limits ``u_1 < u_2 < ...`` at or above ``c`` cost
+    ``d_i = nextafter(u_i) - c`` to cross upwards (``p_i = 0``), those below, ``l_1 > l_2 > ...``,
+    cost ``e_i = c - l_i`` to reach (``p_i = 1``); the predicates' order makes the crossed ones a
+    prefix, so the feature's move is ``sum_i (d_i - d_{i-1})(1 - p_i)`` (up) or ``sum_i (e_i -
+    e_{i-1}) p_i`` (down): L1 adds these, L-inf bounds a column ``t`` by each, L0 bounds a column
+    ``z_f in [0, 1]`` by ``1 - p_1`` and ``p_1`` of the nearest limits. The cell's point nearest
+    to ``center`` (:meth:`TreeArrays.closest`) is at exactly this distance (up to the float64 rounding
+    of the differences, far below ``TREE_BOUND_MARGIN``); every point of the cell is at least as far,
+    so a bound on this objective is a bound on the distance of every input in the cells."""
+    c = np.asarray(center, dtype=np.float64)
+    feats, limits, cols = ta.pred_feature, ta.pred_limit, ta.pred_cols
+    coef: dict = {}
+    const = 0.0
+    ups, downs = [], []  # per feature: (cols, increments) up, down
+    for f in np.unique(feats).tolist():
+        idx = np.flatnonzero(feats == f)  # ascending limits
+        L = limits[idx]
+        above = idx[L >= c[f]]
+        below = idx[L < c[f]][::-1]  # nearest first
+        if above.size:
+            d = np.nextafter(limits[above], np.inf) - c[f]
+            ups.append((f, cols[above], np.diff(np.concatenate([[0.0], d]))))
+        if below.size:
+            e = c[f] - limits[below]
+            downs.append((f, cols[below], np.diff(np.concatenate([[0.0], e]))))
+    if norm == "l1":
+        for _, pc, inc in ups:  # sum inc (1 - p)
+            const += float(np.sum(inc))
+            for col, v in zip(pc.tolist(), inc.tolist()):
+                coef[col] = coef.get(col, 0.0) - v
+        for _, pc, inc in downs:
+            for col, v in zip(pc.tolist(), inc.tolist()):
+                coef[col] = coef.get(col, 0.0) + v
+        return list(coef), list(coef.values()), const
+    if norm == "linf":
+        lo, hi = ta.box
+        t = model.add_column(0.0, max(float(np.max(hi - c, initial=0.0)), float(np.max(c - lo, initial=0.0)), 0.0))
+        rows, r_hi = [], []
+        for _, pc, inc in ups:  # sum inc (1 - p) - t <= 0
+            rows.append((pc.tolist() + [t], (-inc).tolist() + [-1.0]))
+            r_hi.append(-float(np.sum(inc)))
+        for _, pc, inc in downs:  # sum inc p - t <= 0
+            rows.append((pc.tolist() + [t], inc.tolist() + [-1.0]))
+            r_hi.append(0.0)
+        if rows:
+            model.add_rows(-np.inf, np.array(r_hi), rows)
+        return [t], [1.0], 0.0
+    if norm == "l0":
+        z = {}
+        rows, r_lo = [], []
+        for f, pc, _ in ups:  # z_f + p_1 >= 1
+            zf = z.setdefault(f, model.add_column(0.0, 1.0))
+            rows.append(([int(pc[0]), zf], [1.0, 1.0]))
+            r_lo.append(1.0)
+        for f, pc, _ in downs:  # z_f - p_1 >= 0
+            zf = z.setdefault(f, model.add_column(0.0, 1.0))
+            rows.append(([int(pc[0]), zf], [-1.0, 1.0]))
+            r_lo.append(0.0)
+        if rows:
+            model.add_rows(np.array(r_lo), np.inf, rows)
+        return list(z.values()), [1.0] * len(z), 0.0
+    raise ValueError(f"cell distances are for 'linf', 'l1' and 'l0', got {norm!r}")
 
 
 def _leaves_under(tree, cols: dict) -> dict:

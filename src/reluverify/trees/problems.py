@@ -35,11 +35,12 @@ from ..errors import InputError
 from ..model.trees import TreeEnsemble
 from ..results import AdversarialResult, InferenceResult, Status, Verdict
 from ..sets import ball, check_norm
+from ..sets.ball import Ball
 from ..solvers import DEFAULT_SOLVER, _check_name
 from ..tolerances import DEFAULT_TIME_LIMIT, OPTIMAL_REL_GAP, VERIFY_SLACK
 from ..tolerances import TREE_BOUND_MARGIN as BOUND_MARGIN  # why: tolerances.py
 from .attack import greedy_attack
-from .formulation import tree_arrays
+from .formulation import add_cell_distance, tree_arrays
 
 #: the network-only options the tree path accepts and ignores (one signature for both kinds)
 NETWORK_ONLY = ("bound_method", "split", "branch", "keras_model", "relu_outputs", "criterion", "budget",
@@ -88,14 +89,20 @@ class TreeMilp:
     the score columns of ``outputs`` and the trees that touch them, on ``solver``."""
 
     def __init__(self, ens: TreeEnsemble, inputs, solver: str, outputs, *, threads=None, emphasis=None,
-                 mip_gap=None):
+                 mip_gap=None, cells_of=None):
+        """``cells_of``: a ball (:mod:`reluverify.sets`, L-inf, L1 or L0, no other limits) whose
+        centre and norm state the question on the predicates alone: the inputs get no rows (only
+        the hull of ``inputs`` prunes), :meth:`minimise_cell_distance` is the objective and the
+        ball's radius its cutoff, and points are the cells' points nearest to the centre."""
         box = inputs.hull()
         self.ens = ens
+        self.center = None if cells_of is None else cells_of.center
         trees = ens.output_trees(outputs)
-        self.ta = tree_arrays(ens, box.lower, box.upper, trees=trees, outputs=outputs)
+        self.ta = tree_arrays(ens, box.lower, box.upper, trees=trees, outputs=outputs,
+                              link_inputs=cells_of is None)
         self.model = open_model(self.ta.arrays, solver, threads=threads, emphasis=emphasis,
                                 big_m_value=self.ta.big_m, mip_gap=mip_gap)
-        if not inputs.is_box:
+        if cells_of is None and not inputs.is_box:
             inputs.encode(self.model, self.ta.input_cols)
 
     def beats(self, j: int, c: int, rhs: float) -> None:
@@ -105,9 +112,20 @@ class TreeMilp:
     def minimise_distance(self, norm_ball, cutoff: float | None = None) -> None:
         minimise_distance(self.model, norm_ball, self.ta.input_cols, cutoff)
 
+    def minimise_cell_distance(self, norm: str, cutoff: float | None = None) -> None:
+        """Objective: the distance from the centre to the chosen cell (:func:`add_cell_distance`);
+        with ``cutoff``, only cells at most that far."""
+        cols, coefs, const = add_cell_distance(self.model, self.ta, self.center, norm)
+        self.model.set_objective(dict(zip(cols, coefs)), "min", offset=const)
+        if cutoff is not None and cols:
+            self.model.add_rows(-np.inf, float(cutoff) - const, [(list(cols), list(coefs))])
+
     def solve(self, time_limit):
         res, values = self.model.solve(time_limit=None if time_limit is None else max(time_limit, 0.1))
-        return res, (None if values is None else self.ta.snap(values)), values
+        if values is None:
+            return res, None, values
+        x = self.ta.snap(values) if self.center is None else self.ta.closest(values, self.center)
+        return res, x, values
 
 
 def _start(ens: TreeEnsemble, x, label, solver, time_limit, what: str) -> tuple:
@@ -282,6 +300,10 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
     stats = {"milps": 0, "eliminated": 0}
     res.stats = stats
 
+    # the question on the predicates alone (Kantchelian's distance) when the allowed inputs are one
+    # ball of the norm within its valid box and mask: its radius is the cutoff (the best distance)
+    cells = isinstance(unbounded, Ball) and unbounded.norm == norm
+
     def radius_of(u):
         if math.isinf(u):
             return None
@@ -309,8 +331,12 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
         lb_j = 0.0
         for witness_run in (False, True):
             outs = sorted({winner, *others})
-            milp = TreeMilp(ens, inputs, solver, outs, threads=threads)
-            milp.minimise_distance(norm_ball, cutoff)
+            if cells:  # Kantchelian's distance on the predicates; the ball is the cutoff
+                milp = TreeMilp(ens, inputs, solver, outs, threads=threads, cells_of=inputs)
+                milp.minimise_cell_distance(norm, cutoff)
+            else:
+                milp = TreeMilp(ens, inputs, solver, outs, threads=threads)
+                milp.minimise_distance(norm_ball, cutoff)
             for o in others:
                 milp.beats(winner, o, slack if witness_run else -slack)
             sres, x, _ = milp.solve(clock.left())
