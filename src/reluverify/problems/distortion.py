@@ -85,7 +85,10 @@ def minimal_distortion(
 
     How: a gradient attack gives a first example (``attack=False`` skips it); then the radius is
     halved between the proven and the found distance, each step one engine question
-    (:func:`reluverify.engine.decide.decide`; ``split``, ``branch`` and ``bound_method`` as there).
+    (:func:`reluverify.engine.decide.decide`; ``split``, ``branch`` and ``bound_method`` as there);
+    near the optimum, where proofs get expensive, the search's end game gives one question at
+    ``distance - OPTIMAL_REL_GAP * max(1, distance)`` all the time left (its proof makes the answer
+    optimal; :func:`reluverify.engine.radius.radius_search`).
     ``mip_gap`` is accepted for compatibility and unused (every MILP here is a feasibility question).
 
     ``criterion="seed_ratio"`` and ``relu_outputs=True`` reproduce the course notebook
@@ -192,7 +195,8 @@ def minimal_distortion(
 
     if norm_ball.is_box:  # box-shaped balls: the radius search, with branch and bound per question
         search = radius_search(decide_at, distance, upper=upper, best=best, r_max=r_max, deadline=clock,
-                               gap=lambda u: OPTIMAL_REL_GAP * u, whole=whole, repair=repair)
+                               gap=lambda u: OPTIMAL_REL_GAP * u, whole=whole, repair=repair,
+                               close=lambda u: OPTIMAL_REL_GAP * max(1.0, u))
         res.stats = {"radius_steps": search.steps}
         steps = len(search.steps)
         notes.append(f"{steps} radius step{'s' if steps != 1 else ''}" + (f" ({search.stopped})" if search.stopped else ""))
