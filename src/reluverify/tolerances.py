@@ -137,3 +137,9 @@ DEFAULT_TIME_LIMIT = 120.0
 # default tolerance (1e-9, ``MIP_INTEGRALITY_TOLERANCE``), and proofs keep this margin, 100 times
 # that tolerance; it is far below ``OPTIMAL_REL_GAP``, so optimal answers stay optimal.
 TREE_BOUND_MARGIN = 1e-7
+
+# A radius search's witness re-checked at its own distance d (evaluate's reference check): the ball
+# asked about has radius d * (1 + WITNESS_BALL_REL_SLACK) + WITNESS_BALL_ABS_SLACK, so that the point
+# that defines d is not refused by the last bit of a recomputed distance
+WITNESS_BALL_REL_SLACK = 1e-9
+WITNESS_BALL_ABS_SLACK = 1e-12

@@ -42,7 +42,7 @@ from ..results import Verdict
 from ..sets import check_norm
 from ..solvers import DEFAULT_SOLVER
 from ..threads import limit_blas
-from ..tolerances import DEFAULT_TIME_LIMIT
+from ..tolerances import DEFAULT_TIME_LIMIT, WITNESS_BALL_ABS_SLACK, WITNESS_BALL_REL_SLACK
 from .executors import Runner
 from .progress import Progress
 from .result import FIELDS, MISCLASSIFIED, EvaluationResult
@@ -476,7 +476,7 @@ def evaluate_robustness(model, X, y, eps, norm: str = "linf", *, solver: str = D
         from .stages import check_witness
 
         if e is None and out["distance"] is not None:  # a radius search: its witness, at its own distance
-            e = out["distance"] * (1 + 1e-9) + 1e-12
+            e = out["distance"] * (1 + WITNESS_BALL_REL_SLACK) + WITNESS_BALL_ABS_SLACK
         if e is not None and check_witness(model, X2[i], int(y[i]), e, norm, out["x_adv"], ref) is not None:
             return out
         why = "the source model (reference) does not confirm the counterexample"
