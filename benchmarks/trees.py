@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/trees.py --model rf|xgb
         [--images 100] [--timeout 60] [--baseline-images 20] [--baseline-timeout T] [--no-cross-check]
-        [--tag NAME] [--solver highs]
+        [--tag NAME] [--solver highs] [--resume [CSV]]
 
 Models, trained here on the bundled MNIST training images (``reluverify.datasets.load_mnist()``,
 one thread, seed 0): ``rf``: scikit-learn ``RandomForestClassifier(100, max_depth=10)``; ``xgb``:
@@ -32,6 +32,11 @@ cap and the ratio is a lower bound (the report counts those images). ``--no-cros
 cross-check.
 
 Writes ``benchmarks/results/trees_<model>[_<tag>].md`` and ``.csv`` (rows as they finish).
+``--resume`` keeps the rows of that CSV (or of the CSV named after it, e.g. a shorter run's) for the
+images this run chooses and computes only the others; a kept row of an image in the baseline range
+must hold the baseline's columns (and the cross-check's, unless ``--no-cross-check``), else it is
+computed again. The CSV records no options: resume only from a run with the same model, time limits
+and code.
 """
 
 from __future__ import annotations
@@ -182,6 +187,8 @@ def main() -> int:
     ap.add_argument("--no-cross-check", action="store_true")
     ap.add_argument("--tag", default="")
     ap.add_argument("--solver", default="highs")
+    ap.add_argument("--resume", nargs="?", const=True, default=None,
+                    help="keep the finished rows of the output CSV (or of the CSV given) and compute the others")
     ap.add_argument("--summarise", default=None, help="print the side-by-side lines of a results CSV and stop")
     args = ap.parse_args()
     base_limit = args.timeout if args.baseline_timeout is None else args.baseline_timeout
@@ -201,11 +208,37 @@ def main() -> int:
     out_csv = HERE / "results" / (f"trees_{args.model}" + (f"_{args.tag}" if args.tag else "") + ".csv")
     out_csv.parent.mkdir(exist_ok=True)
     command = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/trees.py " + shlex.join(sys.argv[1:])
+    done = {}
+    if args.resume:
+        src = out_csv if args.resume is True else Path(args.resume)
+        if src.exists():
+            with open(src, newline="") as fh:
+                done = {int(r["image"]): r for r in csv.DictReader(fh)}
     rows = []
     with open(out_csv, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=FIELDS)
         w.writeheader()
+        for i, old in done.items():  # every row found is written back at once: a stopped run loses none
+            n = chosen.index(i) if i in chosen else len(chosen)
+            keep = n < len(chosen) and int(old["label"]) == int(data.y_test[i]) and (
+                n >= args.baseline_images or (old["agree"] != "" and (
+                    args.no_cross_check or old["distance"] == "" or old["check_agree"] != "")))
+            if n < len(chosen) and not keep:
+                continue  # computed again below
+            row = {f: old.get(f, "") for f in FIELDS}
+            w.writerow(row)
+            if keep:
+                row.update(image=i, label=int(old["label"]), optimal=old["optimal"] == "True",
+                           time_s=float(old["time_s"]))
+                if n >= args.baseline_images:  # this run asks for no baseline there: none in its report
+                    row.update({f: "" for f in FIELDS[FIELDS.index("base_distance"):-1]})
+                rows.append(row)
+        fh.flush()
+        kept = {int(r["image"]) for r in rows}
+        print(f"kept {len(kept)} rows of {len(chosen)}: {sorted(kept)}", flush=True)
         for n, i in enumerate(chosen):
+            if i in kept:
+                continue
             x, y = X[i], int(data.y_test[i])
             t1 = time.perf_counter()
             res = rv.minimal_distortion(ens, x, "linf", label=y, solver=args.solver, time_limit=args.timeout,
@@ -251,11 +284,12 @@ def main() -> int:
             w.writerow(row)
             fh.flush()
             rows.append(row)
+    rows.sort(key=lambda r: chosen.index(int(r["image"])))
     n_opt = sum(bool(r["optimal"]) for r in rows)
     in_time = sum(bool(r["optimal"]) and r["time_s"] <= args.timeout + 1 for r in rows)
     times = [r["time_s"] for r in rows]
     dists = [float(r["distance"]) for r in rows if r["distance"] != ""]
-    based = [r for r in rows if "agree" in r]
+    based = [r for r in rows if r.get("agree", "") != ""]
     notes = [f"Machine: {machine()}; one BLAS thread, HiGHS one thread. Command: `{command}`",
              f"Model: {ens.describe()}; test accuracy {acc:.3f} on the {len(X)} bundled test images; "
              f"trained in {train_s:.0f} s",
