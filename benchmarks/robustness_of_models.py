@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/robustness_of_models.py
         [--images 20] [--norm-images l1=10,l0=10] [--timeout 30] [--norms linf,l1,l0]
-        [--models mlp,tree,forest,boosted] [--resume]
+        [--models mlp,tree,forest,boosted] [--resume] [--norm-timeout l0=5]
 
 Models, on the bundled MNIST data (``reluverify.datasets.load_mnist()``): ``mlp``: the seed
 network (784-48-27-10, ``reluverify.zoo.seed_mlp``); ``tree``: ``DecisionTreeClassifier(max_depth=12)``;
@@ -17,8 +17,11 @@ distortion per model and norm, and verified robust accuracy at a few radii (an i
 robust at ``eps`` when its certified lower bound exceeds ``eps``, as not robust when its checked
 distance is at most ``eps``, unknown otherwise).
 
+``--norm-timeout``: another time limit for some norms (``T`` for the others).
+
 Writes ``benchmarks/results/robustness_of_models.md`` and ``.csv`` (rows as they finish; ``--resume``
-keeps the rows of the CSV already there with the same time limit and computes only the others), and,
+keeps the rows of the CSV already there with the same time limit and computes only the others; rows
+with another time limit stay in the file, unused), and,
 when matplotlib is installed, ``docs/figures/models_robust_accuracy.png`` (verified robust fraction
 vs radius per norm, with the band of undecided images) and ``docs/figures/models_distortions.png``
 (the distribution of the minimal distortions per model and norm).
@@ -90,6 +93,7 @@ def main() -> int:
     ap.add_argument("--norm-images", default="", help="e.g. l1=10,l0=10: fewer images for those norms")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--norms", default="linf,l1,l0")
+    ap.add_argument("--norm-timeout", default="", help="e.g. l0=5: another time limit for those norms")
     ap.add_argument("--models", default="mlp,tree,forest,boosted")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="with --resume: no new questions; the report "
@@ -101,6 +105,10 @@ def main() -> int:
     for item in filter(None, args.norm_images.split(",")):
         k, v = item.split("=")
         n_images[k] = min(int(v), args.images)
+    limit = {n: args.timeout for n in norms}
+    for item in filter(None, args.norm_timeout.split(",")):
+        k, v = item.split("=")
+        limit[k] = float(v)
     data = load_mnist()
     ms = models(args.models.split(","), data)
     X = data.x_test.reshape(len(data.x_test), -1)
@@ -112,36 +120,39 @@ def main() -> int:
     out_csv = HERE / "results" / "robustness_of_models.csv"
     command = ("OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/robustness_of_models.py "
                + shlex.join(sys.argv[1:]))
-    done = {}
+    done, other = {}, []
     if args.resume and out_csv.exists():
         with open(out_csv, newline="") as fh:
             for r in csv.DictReader(fh):
-                if r.get("time_limit") and float(r["time_limit"]) == args.timeout:
+                if r.get("time_limit") and float(r["time_limit"]) == limit.get(r["norm"], args.timeout):
                     r["time_s"] = float(r["time_s"])
                     r["optimal"] = r["optimal"] == "True"
                     done[(r["model"], r["norm"], int(r["image"]))] = r
+                else:
+                    other.append(r)  # another time limit: kept in the file, not used
     rows = []
     with open(out_csv, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=FIELDS)
         w.writeheader()
-        plan = {(k, n, i) for n in norms for i in chosen[:n_images[n]] for k in ms}
-        for key, row in done.items():  # rows this run does not ask for stay in the file
-            if key not in plan:
-                w.writerow(row)
+        for key, row in done.items():  # every finished row is written back at once: a stopped run loses none
+            w.writerow(row)
+        for row in other:
+            w.writerow(row)
         fh.flush()
         for norm in norms:
             for i in chosen[:n_images[norm]]:  # image by image, every model: a stopped run stays balanced
                 for name, (m, _) in ms.items():
                     if (name, norm, i) in done:
-                        row = done[(name, norm, i)]
+                        rows.append(done[(name, norm, i)])
+                        continue
                     elif args.report_only:
                         continue
                     else:
                         x, y = X[i], int(data.y_test[i])
                         t0 = time.perf_counter()
-                        r = rv.minimal_distortion(m, x, norm, label=y, time_limit=args.timeout, threads=1)
+                        r = rv.minimal_distortion(m, x, norm, label=y, time_limit=limit[norm], threads=1)
                         row = {"model": name, "norm": norm, "image": i, "label": y, "verdict": str(r.verdict),
-                               "time_s": round(time.perf_counter() - t0, 2), "time_limit": args.timeout,
+                               "time_s": round(time.perf_counter() - t0, 2), "time_limit": limit[norm],
                                "lower_bound": "" if r.lower_bound is None else f"{r.lower_bound:.6g}"}
                         if r.verdict == rv.Verdict.FOUND:
                             assert predict(m, r.x_adv[None])[0] != y
@@ -189,6 +200,7 @@ def main() -> int:
              + ", ".join(f"{n}: the first {n_images[n]}" for n in norms),
              "median dist: of the checked adversarial examples (an upper bound on the minimum where not optimal); "
              "median bound: of the certified lower bounds",
+             "Time limit per question: " + "; ".join(f"{n}: {limit[n]:g} s" for n in norms),
              "Radii of the robust-accuracy columns: " + "; ".join(f"{n}: {EPS[n]}" for n in norms)]
     text = write_table(out_csv.with_suffix(".md"), "Robustness of an MLP, a decision tree, a forest and boosted trees",
                        header + eps_cols, summary, notes)
