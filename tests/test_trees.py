@@ -182,6 +182,32 @@ def test_minimal_distortion_equals_the_oracle(key, norm):
         assert r.checks["framework"] is True
 
 
+@pytest.mark.parametrize("key", ["rf", "gb3", "dt"])
+def test_minimal_distortion_bound_without_milps_is_sound_and_not_zero(key):
+    """With no time for a MILP, the lower bound comes from the per-tree bounds (L-inf, L1: the
+    radius at which they rule every class out; L0: one value must change): never above the
+    oracle's exact minimum, and above 0 where the bounds can say anything."""
+    ens = rv.from_sklearn(MODELS[key])
+    raised = {"linf": 0, "l1": 0}
+    for x in X3[:8]:
+        c = ens.predict_class(x)
+        for norm in ("linf", "l1", "l0"):
+            exact, _ = oracle.minimal_distortion(ens, x, c, norm, ZERO, ONE)
+            for attack in (True, False):
+                r = rv.minimal_distortion(ens, x, norm, time_limit=0.005, attack=attack)
+                assert r.stats["milps"] == 0
+                assert r.lower_bound <= exact + 1e-9 * max(1, exact)  # certified
+                if norm == "l0":
+                    assert r.lower_bound >= 1
+                elif r.lower_bound > 0:
+                    raised[norm] += 1
+                if r.verdict == rv.Verdict.FOUND:
+                    assert r.lower_bound <= r.distance and ens.predict_class(r.x_adv) != c
+                else:
+                    assert r.verdict == rv.Verdict.UNKNOWN and not attack
+    assert raised["linf"] > 0 and raised["l1"] > 0
+
+
 @pytest.mark.parametrize("key", ["rf", "gb3"])
 def test_minimal_distortion_without_the_attack_and_targeted(key):
     ens = rv.from_sklearn(MODELS[key])

@@ -157,6 +157,37 @@ def _order(ens: TreeEnsemble, c: int, box, classes) -> list:
     return sorted(out, key=lambda t: -t[1])
 
 
+def _bounds_radius(ens: TreeEnsemble, within, questions, hi: float, steps: int = 20) -> float:
+    """A radius ``r <= hi`` at which the per-tree score bounds over the hull of ``within(r +
+    BOUND_MARGIN)`` rule out every one of ``questions`` (``(winner, others, slack)``: ``winner`` beats
+    each of ``others`` by ``-slack``), by bisection; 0 when they do not even at ``BOUND_MARGIN``. No
+    input within distance ``r`` is then classified as any of those winners: a sound lower bound on
+    their minimal distance that needs no MILP. Not for L0 (the hulls of its balls are the whole box)."""
+    e = np.eye(ens.n_outputs)
+    order = list(questions)
+
+    def out(r):
+        h = within(r + BOUND_MARGIN).hull()
+        for k, (winner, others, slack) in enumerate(order):
+            if min(float(ens.score_bounds(h.lower, h.upper, e[winner] - e[o])[1]) for o in others) >= -slack:
+                order.insert(0, order.pop(k))  # the question that failed first is asked first next time
+                return False
+        return True
+
+    if not (hi > 0 and out(0.0)):
+        return 0.0
+    if out(hi):
+        return hi
+    lo = 0.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if out(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def _fill(res: AdversarialResult, ens: TreeEnsemble, x_adv, norm_ball) -> None:
     res.x_adv = np.asarray(x_adv, dtype=np.float64)
     res.adv_logits = ens.forward(res.x_adv)
@@ -297,6 +328,7 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
         classes.remove(k)
         classes.insert(0, k)
     lower = []
+    per_class = []  # beside lower: (class, winner, others, slack) of a class its bounds may raise, or None
     stats = {"milps": 0, "eliminated": 0}
     res.stats = stats
 
@@ -321,11 +353,13 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
                                         np.eye(ens.n_outputs)[o])[1]) for o in others)
         if ub < -slack:
             lower.append(upper)
+            per_class.append(None)
             stats["eliminated"] += 1
             notes.append(f"class {j}: ruled out by bounds" + (f" within {upper:.6g}" if best is not None else ""))
             continue
         if clock.expired():
             lower.append(0.0)
+            per_class.append((j, winner, others, slack))
             notes.append(f"class {j}: not tried (time limit)")
             continue
         lb_j = 0.0
@@ -367,10 +401,27 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
             if clock.expired():
                 break
         lower.append(lb_j)
+        per_class.append((j, winner, others, slack))
+
+    def floor(hi):
+        """The least class bound, those below ``hi`` (classes the time limit left weak) raised to what
+        the per-tree bounds prove: L-inf, L1: the radius at which they rule all those classes out;
+        L0: 1 (the input itself is not a witness, so one value at least must change)."""
+        weak = [k for k, item in enumerate(per_class) if item is not None and lower[k] < hi]
+        if weak:
+            r = 1.0 if whole else _bounds_radius(ens, within, [per_class[k][1:] for k in weak], hi)
+            if r > min(lower[k] for k in weak):
+                stats["bounded_by_trees"] = len(weak)
+            for k in weak:
+                lower[k] = max(lower[k], r)
+        return min(lower) if lower else math.inf
+
     if best is not None:
         _fill(res, ens, best, norm_ball)
         res.verdict = Verdict.FOUND
         res.lower_bound = min(min(lower) if lower else upper, res.distance)
+        if res.distance - res.lower_bound > OPTIMAL_REL_GAP * max(1.0, res.distance):  # not closed
+            res.lower_bound = min(floor(res.distance), res.distance)
         if whole:
             res.lower_bound = float(math.ceil(res.lower_bound - 1e-6))  # not a tolerance: a count's rounding
         gap = res.distance - res.lower_bound
@@ -378,6 +429,8 @@ def minimal_distortion(ens: TreeEnsemble, x, norm: str = "l1", *, label=None, ta
                        else f"best found; gap to the proven bound {gap:.3g}")
     else:
         lb = min(lower) if lower else math.inf
+        if not math.isinf(lb):
+            lb = floor(float(norm_ball.max_radius()))
         res.lower_bound = lb
         if math.isinf(lb):
             res.verdict = Verdict.ROBUST
