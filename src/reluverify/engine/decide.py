@@ -270,6 +270,9 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
                 return race
 
             share = PORTFOLIO_BRANCH_SHARE if tuning.portfolio else BRANCH_TIME_SHARE
+            if tuning.branch_share is not None:
+                share = tuning.branch_share
+            steps = {} if tuning.branch_steps is None else {"opt_steps": tuning.branch_steps}
             for n_left, (_, i) in zip(range(len(order), 0, -1), sorted(order)):
                 region = proof[i]
                 get_race()
@@ -286,7 +289,7 @@ def decide(query: Query, *, solver: str = DEFAULT_SOLVER, time_limit: float | No
 
                     budget = RaceClock(budget, get_race, i)
                 status, chk, _ = relu_branch_and_bound(network, region, root.lower, root.upper, checker, budget,
-                                                       stats, tuning=tuning)
+                                                       stats, tuning=tuning, **steps)
                 branched.add(i)
                 if status == "sat":
                     stats["branch_s"] = time.perf_counter() - t0

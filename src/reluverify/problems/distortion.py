@@ -18,6 +18,7 @@ import numpy as np
 from ..check import class_gap, distances, target_gap
 from ..engine.common import Clock
 from ..engine.decide import decide
+from ..engine.options import Tuning
 from ..engine.query import Witnesses
 from ..engine.radius import RadiusSearch, radius_search
 from ..errors import InputError
@@ -34,6 +35,18 @@ from .common import check_time, class_index, finite_nonnegative, resolve_referen
 from .robustness import class_change_query, logit_network
 
 SEED_RATIO = 0.95  # the course notebook's rule: true logit <= 0.95 * the largest logit
+# The radius questions' ReLU branch and bound (engine/options.py's Tuning): ``BRANCH_STEPS`` gradient
+# steps of the optimised bound per domain (the engine's default is 20, engine/branch.py's OPT_STEPS;
+# warm-started children need few, and more domains per second pay) and ``BRANCH_SHARE`` of the time
+# left (the engine's default 0.5; the MILP stage gets the rest). Ad hoc, one process, on the
+# 784-64-32-10 network of benchmarks/min_linf.py: the hardest class of radius questions near the
+# optimum (images 4, 5, 13) proved in 24.0 / 14.4 / 16.7 s with 20 steps, 15.5 / 10.0 / 8.3 s with 5
+# (image 13's MILP: 11.3 s); image 13's whole search proved optimal in 58.6 and 58.8 s with share
+# 0.5, 39.3 and 42.7 s with 0.9 (but with 0.5 the MILP stage proved one of image 5's questions that 0.9 left
+# undecided: the share is a trade-off)
+BRANCH_STEPS = 5
+BRANCH_SHARE = 0.9
+RADIUS_TUNING = Tuning(branch_steps=BRANCH_STEPS, branch_share=BRANCH_SHARE)
 
 
 def with_relu_outputs(network: Network) -> Network:
@@ -141,7 +154,7 @@ def minimal_distortion(
     def decide_at(radius, left):
         return decide(query(radius), solver=solver, time_limit=left, bound_method=bound_method, threads=threads,
                       attack=attack, split=split, branch=branch,
-                      screen="interval" if bound_method == "interval" else "symbolic")
+                      screen="interval" if bound_method == "interval" else "symbolic", tuning=RADIUS_TUNING)
 
     unbounded = pert.input_set(x0, norm, None)  # every allowed input (the norm ball without a radius)
     r_max = norm_ball.max_radius()
