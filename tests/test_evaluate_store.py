@@ -196,8 +196,10 @@ def test_dask_local_cluster_gives_the_serial_verdicts(data, monkeypatch):
         h = run_module.model_hash(net)
         assert not any(client.run(_has_model, h).values())
         runner = Runner(client, None, net, h)
-        runner.warm(5)
-        runner.warming.join(timeout=60)
+        # workers started with Dask's default MALLOC_TRIM_THRESHOLD_ get a warning that says how to fix it
+        with pytest.warns(rv.errors.PerformanceWarning, match="MALLOC_TRIM_THRESHOLD_"):
+            runner.warm(5)
+            runner.warming.join(timeout=60)
         assert all(client.run(_has_model, h).values())
         via_executor = rv.evaluate_robustness(net, X, y, EPS, executor=client.get_executor(), time_limit=30,
                                               progress=False, batch=False)
@@ -211,6 +213,42 @@ def test_dask_local_cluster_gives_the_serial_verdicts(data, monkeypatch):
     assert {k: x[0] for k, x in key_rows(via_client.rows).items()} == v
     assert {k: x[0] for k, x in key_rows(via_address.rows).items()} == {k: x for k, x in v.items() if k[0] < 2}
     assert via_client.settings["executor"] == "dask"
+
+
+def _worker_settings():
+    import dask
+
+    from reluverify.evaluate.executors import _malloc_trim_env
+
+    return _malloc_trim_env(), dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_dask_cluster_of_our_own_runs_lean_workers(data):
+    """executor="dask" without a client starts workers without Dask's MALLOC_TRIM_THRESHOLD_ and
+    profiler (measured 30 % slower queries with them), and they warm without a warning."""
+    pytest.importorskip("dask.distributed")
+    import warnings
+
+    from reluverify.evaluate import run as run_module
+    from reluverify.evaluate.executors import Runner, slow_worker_warning
+
+    net = data[0]
+    h = run_module.model_hash(net)
+    runner = Runner("dask", 2, net, h)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            runner.warm(5)  # starts the cluster, then warms every worker
+            runner.warming.join(timeout=60)
+        assert not [str(w.message) for w in seen if issubclass(w.category, rv.errors.PerformanceWarning)]
+        client = runner.pool._client
+        client.wait_for_workers(2)
+        assert set(client.run(_worker_settings).values()) == {(None, False)}
+        assert all(client.run(_has_model, h).values())
+    finally:
+        runner.close()
+    assert slow_worker_warning({"a": None, "b": None}) is None
+    assert "1 of 2" in slow_worker_warning({"a": None, "b": "65536"})
 
 
 def test_dask_missing_is_a_typed_error(data, monkeypatch):

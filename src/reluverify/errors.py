@@ -63,3 +63,7 @@ class SolveError(ReluVerifyError):
 
 class MissingDependencyError(ReluVerifyError, ImportError):
     """An optional package needed for this call (Keras, mlxtend, matplotlib ...) is not installed."""
+
+
+class PerformanceWarning(UserWarning):
+    """A setting outside reluverify makes a run measurably slower; the message says which and how to fix it."""

@@ -11,7 +11,8 @@ Nothing here imports dask, tqdm, matplotlib or pandas until it is used.
 """
 
 from .result import FIELDS, MISCLASSIFIED, EvaluationResult
+from .executors import DASK_WORKER_CONFIG
 from .run import evaluate_robustness
 from .store import StoreMismatchError
 
-__all__ = ["EvaluationResult", "FIELDS", "MISCLASSIFIED", "StoreMismatchError", "evaluate_robustness"]
+__all__ = ["DASK_WORKER_CONFIG", "EvaluationResult", "FIELDS", "MISCLASSIFIED", "StoreMismatchError", "evaluate_robustness"]

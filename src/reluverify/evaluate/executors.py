@@ -26,6 +26,17 @@ from ..errors import InputError, MissingDependencyError
 
 _MODELS: dict = {}  # model hash -> model, in each worker process
 
+#: Dask settings for the workers reluverify starts itself (``executor="dask"``) and recommends for yours.
+#: Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; setting it turns off glibc's
+#: adaptive mmap threshold, so every NumPy temporary over 128 KiB is a fresh mmap and page faults.
+#: On the seed network's radius searches (one worker, 10 images, HiGHS) the queries took 83.4 s on a
+#: default worker against 58.6 s on a worker without it (and without the 10 ms statistical profiler)
+#: and 60.1 s in the process pool (docs/evaluate.md).
+DASK_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
+
 
 def _init_worker(model_hash: str, blob: bytes) -> None:
     """Process-pool initializer: one BLAS thread (the engine's entry points limit it too; this covers
@@ -89,13 +100,37 @@ def run_task(task: dict) -> dict:
     return out
 
 
+def _malloc_trim_env():
+    """This worker's ``MALLOC_TRIM_THRESHOLD_`` (``None`` when unset)."""
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def slow_worker_warning(envs: dict) -> str | None:
+    """The advice for Dask workers whose ``MALLOC_TRIM_THRESHOLD_`` is set (``envs``: worker -> value)."""
+    bad = sorted(w for w, v in envs.items() if isinstance(v, str) and v != "")
+    if not bad:
+        return None
+    return (f"{len(bad)} of {len(envs)} Dask workers run with MALLOC_TRIM_THRESHOLD_ set (Dask's nanny default), "
+            "which made reluverify's queries about 40 % slower in our measurement: start the workers with "
+            "the Dask config 'distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null' "
+            "(reluverify.evaluate.DASK_WORKER_CONFIG; see docs/evaluate.md)")
+
+
 def _run_everywhere(client, model_hash: str, blob: bytes) -> None:
     """:func:`_init_worker` on every worker of a Dask cluster (a failure only costs the warm-up:
-    the tasks carry the model)."""
+    the tasks carry the model), and a :class:`~reluverify.errors.PerformanceWarning` when the
+    workers were started with a malloc setting that slows the queries down."""
     try:
         client.run(_init_worker, model_hash, blob, on_error="ignore")
+        msg = slow_worker_warning(client.run(_malloc_trim_env, on_error="ignore"))
     except Exception:  # pragma: no cover - a closing client, an old distributed
-        pass
+        return
+    if msg:
+        import warnings
+
+        from ..errors import PerformanceWarning
+
+        warnings.warn(msg, PerformanceWarning, stacklevel=2)
 
 
 def _warm() -> int:
@@ -203,8 +238,18 @@ class Runner:
 
                 client = get_client()
             except ValueError:
-                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None)
+                import dask
+
+                # a nanny started earlier in this process left MALLOC_TRIM_THRESHOLD_ in os.environ
+                # (Dask sets it there before spawning); our workers start without it
+                saved = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+                try:
+                    with dask.config.set(DASK_WORKER_CONFIG):
+                        self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                                     processes=True, dashboard_address=None)
+                finally:
+                    if saved is not None:
+                        os.environ["MALLOC_TRIM_THRESHOLD_"] = saved
                 client = self._client = Client(self._cluster)
         else:
             client = self._client = Client(arg)
