@@ -325,6 +325,40 @@ def test_with_mean_std_a_normalising_reference_confirms_the_witness():
     assert int(np.argmax(torch_forward(model, (res.x_adv - 0.5) / 0.25, (1, 4)))) != c
 
 
+@needs_torch
+def test_with_mean_std_the_module_itself_is_a_normalising_reference():
+    """reference=model after from_torch(model, mean=, std=) runs the module on (x - mean) / std (the
+    network records the normalisation); a module that normalises by itself is run on raw inputs."""
+    from reluverify.io.torch import torch_reference
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv1d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(6, 2)).double().eval()
+    mean, std = 0.5, 0.25
+    net = rv.from_torch(model, (1, 4), mean=mean, std=std)
+    assert net.input_normalisation is not None
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(1))
+    x = np.full(4, 0.5)
+    c = int(np.argmax(net.forward(x)))
+    res = rv.minimal_distortion(net, x, "linf", label=c, time_limit=30, reference=model)
+    assert str(res.verdict) == "found" and res.x_adv is not None, res
+    assert calls and int(np.argmax(torch_forward(model, (res.x_adv - mean) / std, (1, 4)))) != c
+    z = np.random.default_rng(1).uniform(0, 1, size=(5, 4))
+    assert np.max(np.abs(torch_reference(model, net)(z) - net.forward(z))) <= 1e-9
+
+    class SelfNormalising(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, t):
+            return self.inner((t - mean) / std)
+    wrapped = torch_reference(SelfNormalising(), net)
+    assert wrapped.normalisation is None and np.max(np.abs(wrapped(z) - net.forward(z))) <= 1e-9
+    plain = rv.from_torch(model, (1, 4))
+    assert plain.input_normalisation is None and torch_reference(model, plain).normalisation is None
+
+
 # --------------------------------------------------------------------------- hostile models
 class _Custom(nn.Module if HAVE_TORCH else object):
     def forward(self, x):  # pragma: no cover - never run

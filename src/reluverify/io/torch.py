@@ -444,9 +444,10 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
     normalisation is folded into the first layer, exactly as :func:`reluverify.io.onnx.from_onnx`
     does, so the network takes raw inputs ``x`` and questions (radii, boxes) are asked in that
     space. Scalars, one value per channel (the first axis of ``input_shape``) or arrays of the
-    input's shape. The module itself still reads normalised inputs, so a reference that re-checks
-    witnesses must normalise them first, e.g. ``reference=lambda x: torch_forward(model, (x - 0.1307)
-    / 0.3081, (1, 28, 28))`` (per channel: spread the values over the flattened input).
+    input's shape. The module itself still reads normalised inputs: the network records the
+    normalisation (``net.input_normalisation``), and ``reference=model`` runs the module on
+    ``(x - mean) / std`` (of the normalised and the raw reading, the one that reproduces the network on
+    a few probe inputs, so a module that normalises by itself is run on raw inputs).
     """
     torch = _import_torch()
     if isinstance(model, (str, os.PathLike)):
@@ -509,7 +510,7 @@ def from_torch(model, input_shape=None, *, name: str | None = None, check: bool 
     net = Network(tuple(chain.finish()), input_shape=input_shape,
                   name=str(name) if name is not None else type(model).__name__ if not isinstance(
                       model, torch.jit.ScriptModule) else str(getattr(model, "original_name", "torchscript")),
-                  notes=tuple(chain.notes))
+                  notes=tuple(chain.notes), input_normalisation=norm)
     if check:
         _check_against(torch, model, net, norm)
     return net
@@ -572,14 +573,39 @@ def torch_forward(model, x, input_shape) -> np.ndarray:
 
 
 class TorchReference:
-    """The PyTorch module as a picklable callable ``x -> outputs`` (float64), for witness re-checks."""
+    """The PyTorch module as a picklable callable ``x -> outputs`` (float64), for witness re-checks;
+    with ``normalisation = (mean, std)`` (flattened) it runs the module on ``(x - mean) / std``."""
 
-    def __init__(self, model, input_shape):
+    def __init__(self, model, input_shape, normalisation=None):
         self.model = model
         self.input_shape = tuple(input_shape)
+        self.normalisation = normalisation
 
     def __call__(self, x) -> np.ndarray:
+        if self.normalisation is not None:
+            mean, std = self.normalisation
+            x = (np.asarray(x, dtype=np.float64) - mean) / std
         return torch_forward(self.model, x, self.input_shape)
+
+
+def torch_reference(model, network) -> TorchReference:
+    """The module ``model`` as the reference of ``network``: when the network folded an input
+    normalisation (``from_torch(mean=, std=)``), the module is run on normalised inputs unless its
+    raw reading reproduces the network better on a few probe inputs in [0, 1] (a module that
+    normalises by itself)."""
+    norm = getattr(network, "input_normalisation", None)
+    if norm is None:
+        return TorchReference(model, network.input_shape)
+    normalised = TorchReference(model, network.input_shape, norm)
+    raw = TorchReference(model, network.input_shape)
+    probe = np.random.default_rng(0).uniform(0.0, 1.0, size=(_CHECK_POINTS, network.n_inputs))
+    want = network.forward(probe)
+    try:
+        err_raw = float(np.max(np.abs(raw(probe) - want)))
+        err_norm = float(np.max(np.abs(normalised(probe) - want)))
+    except Exception:  # the module cannot run on a batch here: the recorded normalisation stands
+        return normalised
+    return raw if err_raw < err_norm else normalised
 
 
 def load_torch(path):

@@ -30,12 +30,16 @@ class Network:
     ``input_shape`` is the shape a single input has in its source framework (e.g. ``(28, 28)``);
     inputs are always handled flattened (row-major), of length ``n_inputs``.
     ``notes`` records what an importer changed (a dropped softmax, folded normalisation, ...).
+    ``input_normalisation`` is ``(mean, std)`` (flattened) when an importer folded ``(x - mean) / std``
+    into the first layer: the source model reads normalised inputs, the network raw ones (a
+    ``reference=`` PyTorch module is then run on normalised witnesses). Not part of equality.
     """
 
     layers: tuple
     input_shape: tuple = None
     name: str = "network"
     notes: tuple = field(default_factory=tuple)
+    input_normalisation: tuple = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)

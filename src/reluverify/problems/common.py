@@ -63,10 +63,10 @@ def resolve_reference(reference, keras_model, network: Network):
         reference = keras_model
     if reference is None:
         return None
-    from ..io.torch import TorchReference, is_torch_module
+    from ..io.torch import is_torch_module, torch_reference
 
-    if is_torch_module(reference):  # a PyTorch module (never imports torch itself)
-        return TorchReference(reference, network.input_shape)
+    if is_torch_module(reference):  # a PyTorch module (never imports torch itself); normalised inputs
+        return torch_reference(reference, network)  # when from_torch(mean=, std=) folded them in
     if hasattr(reference, "predict"):
         model = reference
         return lambda x: keras_logits(model, x, network.input_shape)
